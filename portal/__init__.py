@@ -1,0 +1,172 @@
+"""Xindang (信档): the Flask application factory.
+
+``create_app`` goes through named steps: configuration, extensions, the rules registry
+(every plugin loaded and checked; a broken one stops start-up), login, language, blueprints,
+error handlers, security headers and the command line.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, g, redirect, request, session, url_for
+from flask_login import current_user
+from sqlalchemy import inspect, select
+
+from config import CONFIGS, Config
+
+from .extensions import babel, bootstrap, csrf, db, login_manager, migrate
+
+PUBLIC_ENDPOINTS = {"auth.login", "auth.set_language", "static", "bootstrap.static", "main.health"}
+
+
+def create_app(config: str | Config | None = None, **overrides: Any) -> Flask:
+    app = Flask(__name__, instance_relative_config=False)
+    _configure(app, config, overrides)
+    _init_extensions(app)
+    _init_rules(app)
+    _init_login(app)
+    _init_babel(app)
+    _register_blueprints(app)
+    _register_errors_and_headers(app)
+    _register_template_helpers(app)
+    _register_cli(app)
+    return app
+
+
+def _configure(app: Flask, config: str | Config | None, overrides: dict[str, Any]) -> None:
+    if config is None or isinstance(config, str):
+        config = CONFIGS[config or "development"](**overrides)
+    app.config.from_mapping(config.as_dict())
+    app.instance_path = app.config["XINDANG_INSTANCE_DIR"]
+
+
+def _init_extensions(app: Flask) -> None:
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
+    csrf.init_app(app)
+    bootstrap.init_app(app)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        from sqlalchemy import event
+        with app.app_context():
+            @event.listens_for(db.engine, "connect")
+            def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA busy_timeout=15000")
+                cur.close()
+
+
+def _init_rules(app: Flask) -> None:
+    """Load every available plugin and each union's manager; errors stop start-up."""
+    from .accounts.models import Institution, Level
+    from .rules.manager import RulesRegistry
+
+    reg = RulesRegistry()
+    reg.check_all_plugins()
+    app.extensions["xindang_rules"] = reg
+    with app.app_context():
+        try:
+            has_tables = inspect(db.engine).has_table("institution")
+        except Exception:  # database not reachable yet (e.g. `flask db upgrade` on a new server)
+            has_tables = False
+        if has_tables:
+            provinces = db.session.execute(
+                select(Institution).where(Institution.level == Level.PROVINCE.value)).scalars().all()
+            reg.load_unions(provinces)
+            db.session.remove()
+
+
+def _init_login(app: Flask) -> None:
+    from flask_babel import lazy_gettext
+
+    from .accounts.models import User
+
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = lazy_gettext("Please sign in to continue.")
+    login_manager.session_protection = "strong"
+
+    @login_manager.user_loader
+    def load_user(ident: str):
+        user_id, _, token = ident.partition(":")
+        if not user_id.isdigit():
+            return None
+        user = db.session.get(User, int(user_id))
+        if user is None or user.session_token != token or not user.is_active_flag:
+            return None
+        return user
+
+    @app.before_request
+    def require_login():
+        if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
+            return None
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        return None
+
+
+def _init_babel(app: Flask) -> None:
+    def select_locale() -> str:
+        lang = session.get("lang")
+        if lang in ("zh", "en"):
+            return lang
+        if current_user and getattr(current_user, "is_authenticated", False) and current_user.locale:
+            return current_user.locale
+        return app.config["BABEL_DEFAULT_LOCALE"]
+
+    babel.init_app(app, locale_selector=select_locale)
+
+
+def _register_blueprints(app: Flask) -> None:
+    from .accounts.views import bp as accounts_bp
+    from .auth import bp as auth_bp
+    from .loans.views import bp as loans_bp
+    from .main import bp as main_bp
+    from .rules.views import bp as rules_bp
+
+    for bp in (auth_bp, main_bp, accounts_bp, loans_bp, rules_bp):
+        app.register_blueprint(bp)
+
+
+def _register_errors_and_headers(app: Flask) -> None:
+    from .errors import register_error_handlers
+
+    register_error_handlers(app)
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data: blob:; object-src 'none'; frame-ancestors 'none'; "
+            "base-uri 'self'; form-action 'self'")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if request.endpoint not in ("static", "bootstrap.static"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+def _register_template_helpers(app: Flask) -> None:
+    from . import labels
+    from .accounts.scope import can
+
+    app.jinja_env.filters["yuan"] = labels.yuan
+    app.jinja_env.filters["label"] = labels.label
+    app.jinja_env.filters["localtime"] = labels.localtime
+    app.jinja_env.globals["can"] = lambda perm: can(current_user, perm)
+    app.jinja_env.globals["labels"] = labels
+
+    @app.context_processor
+    def inject_locale():
+        from flask_babel import get_locale
+        return {"current_locale": str(get_locale() or "zh")}
+
+
+def _register_cli(app: Flask) -> None:
+    from .cli import register_cli
+
+    register_cli(app)

@@ -1,0 +1,144 @@
+"""Institutions (province → city → county → branch), users and their roles."""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from flask_login import UserMixin
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from ..timeutil import utcnow
+
+
+class Level(str, enum.Enum):
+    PROVINCE = "province"
+    CITY = "city"
+    COUNTY = "county"
+    BRANCH = "branch"
+
+
+LEVEL_ORDER = [Level.PROVINCE, Level.CITY, Level.COUNTY, Level.BRANCH]
+
+
+class Role(str, enum.Enum):
+    ADMIN = "admin"
+    UNION_ADMIN = "union_admin"
+    LOAN_OFFICER = "loan_officer"
+    POST_LOAN_OFFICER = "post_loan_officer"
+    BRANCH_DIRECTOR = "branch_director"
+    ARCHIVIST = "archivist"
+    AUDITOR = "auditor"
+
+
+class Institution(db.Model):
+    """A node of the tree. ``path`` is the chain of codes from the province down
+    (``/HN/HN01/HN0101/``), so a subtree is one indexed prefix match, never a walk."""
+
+    __tablename__ = "institution"
+    __scope_column__ = "id"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    level: Mapped[str] = mapped_column(String(16))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("institution.id"), index=True)
+    path: Mapped[str] = mapped_column(String(512), index=True)
+    # Only on provinces: the enabled rules plugin and the union's settings overrides.
+    rules_plugin: Mapped[str | None] = mapped_column(String(64))
+    rules_settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    parent: Mapped[Institution | None] = relationship(remote_side=[id], back_populates="children")
+    children: Mapped[list[Institution]] = relationship(back_populates="parent", order_by="Institution.code")
+
+    @property
+    def depth(self) -> int:
+        return self.path.strip("/").count("/")
+
+    @property
+    def province_code(self) -> str:
+        return self.path.strip("/").split("/")[0]
+
+    def province(self) -> Institution:
+        if self.level == Level.PROVINCE.value:
+            return self
+        return db.session.execute(
+            select(Institution).where(Institution.code == self.province_code)
+        ).scalar_one()
+
+    def ancestors(self) -> list[Institution]:
+        """From the province down to this institution's parent, in one query."""
+        codes = self.path.strip("/").split("/")[:-1]
+        if not codes:
+            return []
+        rows = db.session.execute(select(Institution).where(Institution.code.in_(codes))).scalars()
+        by_code = {i.code: i for i in rows}
+        return [by_code[c] for c in codes if c in by_code]
+
+    def ancestor_at(self, level: Level) -> Institution | None:
+        if self.level == level.value:
+            return self
+        for inst in self.ancestors():
+            if inst.level == level.value:
+                return inst
+        return None
+
+    def contains(self, other: Institution) -> bool:
+        return other.path.startswith(self.path)
+
+    def __repr__(self) -> str:
+        return f"<Institution {self.code} {self.level}>"
+
+
+class UserRole(db.Model):
+    __tablename__ = "user_role"
+    __table_args__ = (UniqueConstraint("user_id", "role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "user"
+    __scope_column__ = "institution_id"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(64))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), index=True)
+    # Department within the institution (信贷科, 风险部, 稽核部 …); destruction needs two.
+    department: Mapped[str | None] = mapped_column(String(64))
+    is_active_flag: Mapped[bool] = mapped_column("is_active", default=True)
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None] = mapped_column()
+    last_login_at: Mapped[datetime | None] = mapped_column()
+    locale: Mapped[str | None] = mapped_column(String(8))
+    # Bumped on password change or deactivation: invalidates every other session.
+    session_token: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    institution: Mapped[Institution] = relationship()
+    role_rows: Mapped[list[UserRole]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+
+    @property
+    def roles(self) -> set[str]:
+        return {r.role for r in self.role_rows}
+
+    def has_role(self, *roles: Role | str) -> bool:
+        wanted = {r.value if isinstance(r, Role) else r for r in roles}
+        return bool(self.roles & wanted)
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login
+        return self.is_active_flag
+
+    def get_id(self) -> str:  # Flask-Login: a changed token logs out old sessions
+        return f"{self.id}:{self.session_token}"
+
+    def __repr__(self) -> str:
+        return f"<User {self.username}>"

@@ -1,0 +1,123 @@
+"""Who may do what, and on which institutions: the one place every view, list and download asks.
+
+Two questions, always both:
+- *role*: does one of the user's roles carry the permission (``PERMISSIONS`` below)?
+- *scope*: is the object's institution inside the user's subtree? A loan belongs to its branch,
+  a borrower to its institution; other models name their institution column in
+  ``__scope_column__``. Objects outside the subtree are reported as not found (404), so their
+  existence is not revealed.
+
+``admin`` is the deployment's operator: it manages institutions and users everywhere and is the
+only role not confined to a subtree.
+"""
+from __future__ import annotations
+
+from functools import wraps
+from typing import Any, Callable, TypeVar
+
+from flask import abort
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import ColumnElement, Select, select, true
+
+from ..errors import NotFound, PermissionDenied
+from ..extensions import db
+from .models import Institution, Role, User
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ALL_ROLES = frozenset(r.value for r in Role)
+LENDING_STAFF = frozenset({Role.LOAN_OFFICER.value, Role.POST_LOAN_OFFICER.value, Role.BRANCH_DIRECTOR.value})
+
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "portal.use": ALL_ROLES,
+    "loan.view": ALL_ROLES,
+    "borrower.view": ALL_ROLES,
+    # Full ID numbers: only the people who deal with the borrower in person.
+    "borrower.view_id_number": LENDING_STAFF,
+    "loan.import": frozenset({Role.ADMIN.value, Role.UNION_ADMIN.value, Role.BRANCH_DIRECTOR.value}),
+    "rules.view": ALL_ROLES,
+    "rules.manage": frozenset({Role.UNION_ADMIN.value, Role.ADMIN.value}),
+    "org.view": ALL_ROLES,
+    "org.manage": frozenset({Role.ADMIN.value}),
+    "users.manage": frozenset({Role.ADMIN.value}),
+    "audit.view_log": frozenset({Role.ADMIN.value, Role.AUDITOR.value, Role.UNION_ADMIN.value}),
+}
+
+
+def can(user: User | Any, permission: str) -> bool:
+    if not getattr(user, "is_authenticated", False):
+        return False
+    allowed = PERMISSIONS.get(permission)
+    if allowed is None:
+        raise KeyError(f"unknown permission {permission!r}")
+    return bool(user.roles & allowed)
+
+
+def require(permission: str) -> Callable[[F], F]:
+    """View decorator: login, then the permission; 403 otherwise."""
+    def decorator(view: F) -> F:
+        @wraps(view)
+        @login_required
+        def wrapped(*args: Any, **kwargs: Any):
+            if not can(current_user, permission):
+                abort(403)
+            return view(*args, **kwargs)
+        return wrapped  # type: ignore[return-value]
+    return decorator
+
+
+def check(user: User, permission: str) -> None:
+    """Service-side guard: raise PermissionDenied (403) if the role does not allow it."""
+    if not can(user, permission):
+        raise PermissionDenied(_("Your role does not allow this action."))
+
+
+def is_global(user: User) -> bool:
+    return user.has_role(Role.ADMIN)
+
+
+def subtree_ids(user: User) -> Select:
+    """A subquery of the ids of every institution in the user's subtree."""
+    return select(Institution.id).where(Institution.path.startswith(user.institution.path, autoescape=True))
+
+
+def in_scope(column: ColumnElement, user: User) -> ColumnElement[bool]:
+    """SQL condition: ``column`` (an institution id) lies in the user's subtree."""
+    if is_global(user):
+        return true()
+    return column.in_(subtree_ids(user))
+
+
+def scope_column(model: type) -> ColumnElement:
+    column = getattr(model, "__scope_column__", None)
+    if column is None:
+        raise TypeError(f"{model.__name__} declares no __scope_column__")
+    return getattr(model, column)
+
+
+def scoped(stmt: Select, model: type, user: User) -> Select:
+    """Add the user's scope to a select over ``model``."""
+    return stmt.where(in_scope(scope_column(model), user))
+
+
+def institution_visible(user: User, institution: Institution) -> bool:
+    return is_global(user) or institution.path.startswith(user.institution.path)
+
+
+def get_scoped_or_404(model: type, ident: Any, user: User):
+    """The object if it exists and lies in the user's subtree, else 404 (never 403)."""
+    stmt = scoped(select(model).where(model.id == ident), model, user)
+    obj = db.session.execute(stmt).scalar_one_or_none()
+    if obj is None:
+        raise NotFound(_("The page or record does not exist, or is outside your institution."))
+    return obj
+
+
+def visible_institutions(user: User, levels: tuple[str, ...] | None = None) -> list[Institution]:
+    stmt = select(Institution).order_by(Institution.path)
+    if not is_global(user):
+        stmt = stmt.where(Institution.path.startswith(user.institution.path, autoescape=True))
+    if levels:
+        stmt = stmt.where(Institution.level.in_(levels))
+    return list(db.session.execute(stmt).scalars())

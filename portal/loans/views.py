@@ -1,0 +1,97 @@
+"""Loan pages: the scoped list with filters and paging, and a loan's detail."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, render_template, request
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+
+from ..accounts.models import Institution, Role, User, UserRole
+from ..accounts.scope import can, get_scoped_or_404, in_scope, require, visible_institutions
+from ..extensions import db
+from ..rules.service import rules_for
+from ..timeutil import local_today
+from .models import RISK_ORDER, Borrower, Loan, LoanStatus
+from .services import LoanFilters, loan_facts, loan_list_query, page_of
+
+bp = Blueprint("loans", __name__, url_prefix="/loans")
+
+
+def _int_arg(name: str) -> int | None:
+    raw = request.args.get(name, "").strip()
+    return int(raw) if raw.isdigit() and len(raw) < 12 else None
+
+
+@bp.route("/")
+@require("loan.view")
+def loan_list():
+    rules = rules_for(current_user.institution)
+    filters = LoanFilters(
+        branch_id=_int_arg("branch"), officer_id=_int_arg("officer"),
+        status=request.args.get("status") if request.args.get("status") in {s.value for s in LoanStatus} else None,
+        risk_class=request.args.get("risk") if request.args.get("risk") in RISK_ORDER else None,
+        bucket=request.args.get("bucket") or None,
+        q=(request.args.get("q") or "").strip()[:64] or None,
+    )
+    per_page = current_app.config["XINDANG_PAGE_SIZE"]
+    page = _int_arg("page") or 1
+    loans, total, page, pages = page_of(loan_list_query(current_user, filters, rules), page, per_page)
+    branches = visible_institutions(current_user, levels=("branch",))
+    officers = db.session.execute(
+        select(User).join(UserRole).where(UserRole.role.in_([Role.LOAN_OFFICER.value, Role.POST_LOAN_OFFICER.value]),
+                                          in_scope(User.institution_id, current_user))
+        .order_by(User.username)).scalars().unique().all()
+    return render_template("loans/list.html", loans=loans, total=total, page=page, pages=pages,
+                           filters=filters, branches=branches, officers=officers,
+                           buckets=rules.bucket_labels(), rules=rules)
+
+
+@bp.route("/<int:loan_id>")
+@require("loan.view")
+def loan_detail(loan_id: int):
+    loan = get_scoped_or_404(Loan, loan_id, current_user)
+    rules = rules_for(loan.branch)
+    facts = loan_facts(loan)
+    today = local_today()
+    context = {
+        "bucket": rules.bucket_of(loan.days_past_due),
+        "first_due": rules.first_inspection_due(facts),
+        "interval": rules.routine_inspection_interval(facts),
+        "special": rules.special_inspection_triggers(facts),
+        "escalation": rules.inspection_escalation(facts),
+        "suggestion": rules.classify_risk(facts, today),
+        "responsibility": rules.responsibility_roles(facts),
+    }
+    return render_template("loans/detail.html", loan=loan, show_id=can(current_user, "borrower.view_id_number"),
+                           today=today, **context)
+
+
+@bp.route("/borrowers/<int:borrower_id>")
+@require("borrower.view")
+def borrower_detail(borrower_id: int):
+    borrower = get_scoped_or_404(Borrower, borrower_id, current_user)
+    loans = db.session.execute(
+        select(Loan).where(Loan.borrower_id == borrower.id, in_scope(Loan.branch_id, current_user))
+        .order_by(Loan.disbursed_on.desc())).scalars().all()
+    return render_template("loans/borrower.html", borrower=borrower, loans=loans,
+                           show_id=can(current_user, "borrower.view_id_number"))
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@require("loan.import")
+def import_page():
+    """Upload a CSV or XLSX loan file; nothing is written unless every row is valid."""
+    from .importing import ImportForm, import_loans_from_upload
+    form = ImportForm()
+    report = None
+    status = 200
+    if form.validate_on_submit():
+        report = import_loans_from_upload(current_user, form.file.data)
+        if report.ok:
+            db.session.commit()
+        else:
+            db.session.rollback()
+            status = 422
+    elif request.method == "POST":
+        status = 400
+    return render_template("loans/import.html", form=form, report=report), status
