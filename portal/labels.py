@@ -32,6 +32,11 @@ LABELS: dict[str, dict[str, object]] = {
 }
 
 
+def register_labels(kind: str, mapping: dict[str, object]) -> None:
+    """Let a domain package add its own codes (archive states, inspection kinds, …)."""
+    LABELS.setdefault(kind, {}).update(mapping)
+
+
 def label(code: str | None, kind: str) -> str:
     if code is None:
         return ""

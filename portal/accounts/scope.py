@@ -42,6 +42,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "org.manage": frozenset({Role.ADMIN.value}),
     "users.manage": frozenset({Role.ADMIN.value}),
     "audit.view_log": frozenset({Role.ADMIN.value, Role.AUDITOR.value, Role.UNION_ADMIN.value}),
+    # --- archive permissions ---
+    # --- post-loan permissions ---
+    # --- audit workspace permissions ---
 }
 
 
