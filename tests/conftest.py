@@ -32,7 +32,8 @@ def pytest_report_header(config):
 
 
 def _pg_url(tmp_factory) -> str:
-    schema = f"xd_{_worker()}"
+    # Unique per process: several test runs may share the server at once.
+    schema = f"xd_{_worker()}_{os.getpid()}"
     try:
         engine = create_engine(PG_BASE, isolation_level="AUTOCOMMIT")
         with engine.connect() as conn:
@@ -65,6 +66,12 @@ def app(database_url, tmp_path_factory):
     with application.app_context():
         db.session.remove()
         db.engine.dispose()
+    if database_url.startswith("postgresql"):
+        schema = database_url.rsplit("%3D", 1)[1]
+        engine = create_engine(PG_BASE, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        engine.dispose()
 
 
 @pytest.fixture(autouse=True)
