@@ -22,7 +22,7 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 translations: $(STAMP)
-	@$(BIN)/pybabel compile -q -d portal/translations 2>/dev/null || true
+	@$(BIN)/pybabel -q compile -d portal/translations 2>/dev/null || true
 
 db: setup
 	$(BIN)/flask db upgrade
