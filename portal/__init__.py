@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, g, redirect, request, session, url_for
+from flask import Flask, has_request_context, request, session
 from flask_login import current_user
 from sqlalchemy import inspect, select
 
@@ -109,6 +109,8 @@ def _init_login(app: Flask) -> None:
 
 def _init_babel(app: Flask) -> None:
     def select_locale() -> str:
+        if not has_request_context():  # commands: the configured language
+            return app.config["BABEL_DEFAULT_LOCALE"]
         lang = session.get("lang")
         if lang in ("zh", "en"):
             return lang

@@ -67,10 +67,10 @@ def list_institutions(as_json: bool) -> None:
 @click.option("--institution", "institution_code", required=True)
 @click.option("--name", "display_name", help="Display name (default: the user name).")
 @click.option("--department", help="Department, e.g. 信贷科 or 稽核部.")
-@click.password_option(prompt="Password", help="Read from a prompt, or from stdin when piped.")
 def add_user(username: str, roles: tuple[str, ...], institution_code: str, display_name: str | None,
-             department: str | None, password: str) -> None:
-    """Add a user (the password is asked for, or read from stdin)."""
+             department: str | None) -> None:
+    """Add a user. The password is asked for twice at a terminal, or read as one line from stdin."""
+    password = _read_password()
     try:
         user = create_user(None, username, password, institution_code, roles, display_name, department)
         db.session.commit()
@@ -78,6 +78,16 @@ def add_user(username: str, roles: tuple[str, ...], institution_code: str, displ
         db.session.rollback()
         fail(exc.message)
     click.echo(f"{user.username} @ {institution_code}: {', '.join(sorted(user.roles))}")
+
+
+def _read_password() -> str:
+    stdin = sys.stdin
+    if stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    line = stdin.readline().rstrip("\r\n")
+    if not line:
+        fail("No password on stdin.")
+    return line
 
 
 @rules_cli.command("list")
