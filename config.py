@@ -50,6 +50,11 @@ SETTINGS: list[Setting] = [
     Setting("SESSION_HOURS", int, 8, "Hours before an idle session expires."),
     Setting("LOGIN_MAX_FAILURES", int, 5, "Failed logins before an account is locked."),
     Setting("LOGIN_LOCK_MINUTES", int, 15, "Minutes an account stays locked."),
+    Setting("LOGIN_RATE_LIMIT", str, "20 per 5 minutes",
+            "Sign-in attempts allowed per client address (Flask-Limiter syntax)."),
+    Setting("RATELIMIT_STORAGE_URI", str, "memory://",
+            "Where sign-in attempt counts are kept; with several gunicorn workers use a shared store, "
+            "e.g. `redis://127.0.0.1:6379`."),
     Setting("DEFAULT_LOCALE", str, "zh", "Interface language when the user chose none (`zh` or `en`)."),
     Setting("PAGE_SIZE", int, 50, "Rows per page in lists."),
     Setting("IMPORT_MAX_ROWS", int, 200_000, "Largest loan file `loans import` accepts, in rows."),
@@ -93,6 +98,8 @@ class Config:
         self.PERMANENT_SESSION_LIFETIME = self.XINDANG_SESSION_HOURS * 3600
         self.MAX_CONTENT_LENGTH = self.XINDANG_UPLOAD_MAX_MB * 1024 * 1024
         self.BABEL_DEFAULT_LOCALE = self.XINDANG_DEFAULT_LOCALE
+        self.RATELIMIT_STORAGE_URI = self.XINDANG_RATELIMIT_STORAGE_URI
+        self.RATELIMIT_HEADERS_ENABLED = True
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in dir(self) if k.isupper()}

@@ -15,7 +15,7 @@ from sqlalchemy import inspect, select
 
 from config import CONFIGS, Config
 
-from .extensions import babel, bootstrap, csrf, db, login_manager, migrate
+from .extensions import babel, bootstrap, csrf, db, limiter, login_manager, migrate
 
 PUBLIC_ENDPOINTS = {"auth.login", "auth.set_language", "static", "bootstrap.static", "main.health"}
 
@@ -46,6 +46,7 @@ def _init_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
     csrf.init_app(app)
     bootstrap.init_app(app)
+    limiter.init_app(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         from sqlalchemy import event
         with app.app_context():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
@@ -13,7 +13,7 @@ from wtforms.validators import DataRequired, Length
 
 from .accounts.services import authenticate
 from .audit.trail import record_event
-from .extensions import db
+from .extensions import db, limiter
 
 bp = Blueprint("auth", __name__)
 
@@ -32,7 +32,12 @@ def _safe_next(target: str | None) -> str:
     return url_for("main.index")
 
 
+def _login_limit() -> str:
+    return current_app.config["XINDANG_LOGIN_RATE_LIMIT"]
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("main.index"))

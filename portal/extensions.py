@@ -1,6 +1,8 @@
 """Extension instances only; they are bound to the app in ``create_app``."""
 from flask_babel import Babel
 from flask_bootstrap import Bootstrap5
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -28,3 +30,5 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
 bootstrap = Bootstrap5()
+# Only the sign-in form is limited (per client address); other views carry no limit.
+limiter = Limiter(key_func=get_remote_address, default_limits=[])

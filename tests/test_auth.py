@@ -65,3 +65,15 @@ def test_open_redirect_is_refused(client, org):
     response = client.post("/login?next=https://evil.example/", data={
         "username": "officer", "password": PASSWORD, "csrf_token": token})
     assert response.headers["Location"] == "/"
+
+
+def test_sign_in_attempts_are_rate_limited_per_address(app, client, org):
+    app.config["XINDANG_LOGIN_RATE_LIMIT"] = "3 per minute"
+    from portal.extensions import limiter
+    try:
+        limiter.reset()
+        statuses = [login(client, f"nobody{i}", "x").status_code for i in range(4)]
+        assert statuses[:3] == [401, 401, 401] and statuses[3] == 429
+    finally:
+        app.config["XINDANG_LOGIN_RATE_LIMIT"] = "100000 per minute"
+        limiter.reset()
