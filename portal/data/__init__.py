@@ -1,0 +1,1 @@
+"""Static data shipped with the portal (reference tables, demo names)."""
