@@ -1,8 +1,9 @@
 """The baseline rules, registered ``trylast`` for every union.
 
 Sources: 农村信用社贷后管理实施细则(2篇) (first inspection 7 days, 3 for 自主支付),
-ⅩⅩ县农村信用社贷后管理实施细则 第六条 (routine intervals by rating) and 第七条 (special
-inspection on arrears or overdue), 农村信用社贷后管理办法 第十条 (archive inspections: county
+ⅩⅩ县农村信用社贷后管理实施细则 第五条 (reports on loans of 50万元 and more go to the
+county's 信贷科) and 第六条 (routine intervals by rating; special inspection at once on
+arrears or overdue), 农村信用社贷后管理办法 第十条 (archive inspections: county
 yearly, branch every six months), 《商业银行金融资产风险分类办法》(2023) (days-past-due floors,
 restructuring), 《会计档案管理办法》(2015) and DA/T 22-2015 (retention, archive numbers).
 
@@ -22,21 +23,21 @@ hookimpl = pluggy.HookimplMarker("xindang")
 SETTINGS = [
     SettingSpec("first_inspection_days", "int", 7, "首次检查期限(天)", "First inspection within (days)", "2篇细则 一(二)1"),
     SettingSpec("first_inspection_days_self_pay", "int", 3, "自主支付首次检查期限(天)", "First inspection for self-paid loans within (days)", "2篇细则 一(二)1"),
-    SettingSpec("first_visit_rate_percent", "int", 100, "首次回访率(%)", "First-visit rate (%)", "2篇细则 一(二)1 (blank in source)"),
-    SettingSpec("monthly_spot_check_percent", "int", 10, "每月现场抽查比例(%)", "Monthly on-site spot checks of last month's new borrowers (%)", "2篇细则 一(二)2 (blank in source)"),
-    SettingSpec("routine_interval_days_aaa_aa", "int", 180, "AAA、AA级检查间隔(天)", "Routine interval for AAA and AA (days)", "ⅩⅩ县细则 第六条"),
-    SettingSpec("routine_interval_days_a_bbb", "int", 90, "A、BBB级检查间隔(天)", "Routine interval for A and BBB (days)", "ⅩⅩ县细则 第六条"),
-    SettingSpec("routine_interval_days_low", "int", 60, "BB级以下及未评级检查间隔(天)", "Routine interval for BB and below or unrated (days)", "ⅩⅩ县细则 第六条"),
-    SettingSpec("escalation_threshold_yuan", "int", 500_000, "检查报告报送县联社的贷款金额(元)", "Loan amount from which reports go to the county (yuan)", "ⅩⅩ县细则 第七条"),
-    SettingSpec("escalation_department", "str", "信贷科", "报送部门", "Department receiving escalated reports", "ⅩⅩ县细则 第七条"),
-    SettingSpec("special_mention_after_dpd", "int", 0, "逾期超过(天)至少关注", "Overdue beyond (days): at least special-mention", "风险分类办法(2023)"),
-    SettingSpec("substandard_after_dpd", "int", 90, "逾期超过(天)至少次级", "Overdue beyond (days): at least substandard", "风险分类办法(2023)"),
-    SettingSpec("doubtful_after_dpd", "int", 270, "逾期超过(天)至少可疑", "Overdue beyond (days): at least doubtful", "风险分类办法(2023)"),
-    SettingSpec("loss_after_dpd", "int", 360, "逾期超过(天)为损失", "Overdue beyond (days): loss", "风险分类办法(2023)"),
-    SettingSpec("restructured_observation_months", "int", 6, "重组贷款观察期(月)", "Observation period after restructuring (months)", "风险分类办法(2023)"),
-    SettingSpec("overdue_bucket_edges", "int_list", [30, 60, 90, 180, 360], "逾期分档上限(天)", "Overdue bucket upper edges (days)", "2篇细则 一(三)"),
-    SettingSpec("m1_conversion_target_percent", "int", 90, "M1转化率目标(%)", "M1 conversion target (%)", "2篇细则 一(三) (blank in source)"),
-    SettingSpec("m2_m3_conversion_target_percent", "int", 70, "M2–M3转化率目标(%)", "M2–M3 conversion target (%)", "2篇细则 一(三) (blank in source)"),
+    SettingSpec("first_visit_rate_percent", "int", 100, "首次回访率(%)", "First-visit rate (%)", "2篇细则 一(二)1 (blank in source)", maximum=100),
+    SettingSpec("monthly_spot_check_percent", "int", 10, "每月现场抽查比例(%)", "Monthly on-site spot checks of last month's new borrowers (%)", "2篇细则 一(二)2 (blank in source)", maximum=100),
+    SettingSpec("routine_interval_days_aaa_aa", "int", 180, "AAA、AA级检查间隔(天)", "Routine interval for AAA and AA (days)", "ⅩⅩ县细则 第六条", minimum=1),
+    SettingSpec("routine_interval_days_a_bbb", "int", 90, "A、BBB级检查间隔(天)", "Routine interval for A and BBB (days)", "ⅩⅩ县细则 第六条", minimum=1),
+    SettingSpec("routine_interval_days_low", "int", 60, "BB级以下及未评级检查间隔(天)", "Routine interval for BB and below or unrated (days)", "ⅩⅩ县细则 第六条", minimum=1),
+    SettingSpec("escalation_threshold_yuan", "int", 500_000, "检查报告报送县联社的贷款金额(元)", "Loan amount from which reports go to the county (yuan)", "ⅩⅩ县细则 第五条"),
+    SettingSpec("escalation_department", "str", "信贷科", "报送部门", "Department receiving escalated reports", "ⅩⅩ县细则 第五条"),
+    SettingSpec("special_mention_after_dpd", "int", 0, "逾期超过(天)至少关注", "Overdue beyond (days): at least special-mention", "风险分类办法(2023)", maximum=0),
+    SettingSpec("substandard_after_dpd", "int", 90, "逾期超过(天)至少次级", "Overdue beyond (days): at least substandard", "风险分类办法(2023)", maximum=90),
+    SettingSpec("doubtful_after_dpd", "int", 270, "逾期超过(天)至少可疑", "Overdue beyond (days): at least doubtful", "风险分类办法(2023)", maximum=270),
+    SettingSpec("loss_after_dpd", "int", 360, "逾期超过(天)为损失", "Overdue beyond (days): loss", "风险分类办法(2023)", maximum=360),
+    SettingSpec("restructured_observation_months", "int", 6, "重组贷款观察期(月)", "Observation period after restructuring (months)", "风险分类办法(2023)", minimum=6),
+    SettingSpec("overdue_bucket_edges", "int_list", [30, 60, 90, 180, 360], "逾期分档上限(天)", "Overdue bucket upper edges (days)", "2篇细则 一(三)", minimum=1),
+    SettingSpec("m1_conversion_target_percent", "int", 90, "M1转化率目标(%)", "M1 conversion target (%)", "2篇细则 一(三) (blank in source)", maximum=100),
+    SettingSpec("m2_m3_conversion_target_percent", "int", 70, "M2–M3转化率目标(%)", "M2–M3 conversion target (%)", "2篇细则 一(三) (blank in source)", maximum=100),
     SettingSpec("repayment_notice_lead_days", "int", 30, "到期前发送还本付息通知书(天)", "Repayment notice before maturity (days)", "baseline"),
     SettingSpec("overdue_notice_after_days", "int", 3, "逾期后发送催收通知书(天)", "Overdue notice after a miss (days)", "baseline"),
     SettingSpec("archive_fonds", "str", "J001", "全宗号", "Fonds code (全宗号)", "DA/T 22-2015"),

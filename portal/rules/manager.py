@@ -17,6 +17,8 @@ from types import ModuleType
 from typing import Any, Callable, Iterable, Mapping
 
 import pluggy
+from flask_babel import get_locale
+from flask_babel import gettext as _
 
 from ..errors import InvalidInput, RulesConfigError
 from . import defaults, hookspecs
@@ -49,13 +51,27 @@ def _load_module(name: str) -> ModuleType:
         raise RulesConfigError(f"Rules plugin {name!r} ({plugins[name]}) failed to import: {exc}") from exc
 
 
+def _unmarked_hooks(module: ModuleType) -> list[str]:
+    """Functions named like a hook but without ``@hookimpl``: pluggy would silently skip them."""
+    marker = f"{hookspecs.PROJECT}_impl"
+    return sorted(name for name in dir(module)
+                  if name.startswith(f"{hookspecs.PROJECT}_") and callable(getattr(module, name))
+                  and not hasattr(getattr(module, name), marker))
+
+
 def build_manager(plugin_name: str | None) -> pluggy.PluginManager:
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     pm.register(defaults, name="baseline")
     if plugin_name:
+        module = _load_module(plugin_name)
+        unmarked = _unmarked_hooks(module)
+        if unmarked:
+            raise RulesConfigError(
+                f"Rules plugin {plugin_name!r}: {', '.join(unmarked)} is not marked @hookimpl "
+                f"(from portal.rules import hookimpl), so it would never be called.")
         try:
-            pm.register(_load_module(plugin_name), name=plugin_name)
+            pm.register(module, name=plugin_name)
         except pluggy.PluginValidationError as exc:
             raise RulesConfigError(f"Rules plugin {plugin_name!r} breaks the contract: {exc}") from exc
     try:
@@ -108,24 +124,42 @@ SHAPES: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 # --- settings ---------------------------------------------------------------------------
 
+def _setting_label(spec: SettingSpec) -> str:
+    locale = get_locale()
+    return spec.label_en if locale is not None and locale.language == "en" else spec.label_zh
+
+
+def _check_bounds(spec: SettingSpec, value: int, fail: Callable[[str], InvalidInput]) -> int:
+    if value < spec.minimum:
+        raise fail(_("must be at least %(minimum)d, got %(value)d", minimum=spec.minimum, value=value))
+    if spec.maximum is not None and value > spec.maximum:
+        raise fail(_("must be at most %(maximum)d, got %(value)d", maximum=spec.maximum, value=value))
+    return value
+
+
 def parse_setting(spec: SettingSpec, raw: Any) -> Any:
     """Turn a submitted or stored value into the setting's type; InvalidInput names the setting."""
     def fail(why: str) -> InvalidInput:
-        return InvalidInput(f"设置“{spec.label_zh}”({spec.name}):{why}")
+        return InvalidInput(_("Setting “%(label)s” (%(name)s): %(why)s",
+                              label=_setting_label(spec), name=spec.name, why=why))
     if spec.type == "int":
         if isinstance(raw, bool):
-            raise fail("应为整数")
+            raise fail(_("expected a whole number"))
         if isinstance(raw, int):
-            return raw
+            return _check_bounds(spec, raw, fail)
         try:
-            return int(str(raw).strip())
+            value = int(str(raw).strip())
         except ValueError:
-            raise fail(f"应为整数,收到“{raw}”") from None
+            raise fail(_("expected a whole number, got “%(value)s”", value=raw)) from None
+        return _check_bounds(spec, value, fail)
     if spec.type == "decimal":
         try:
-            return Decimal(str(raw).strip())
+            value = Decimal(str(raw).strip())
         except InvalidOperation:
-            raise fail(f"应为数字,收到“{raw}”") from None
+            raise fail(_("expected a number, got “%(value)s”", value=raw)) from None
+        if not value.is_finite():
+            raise fail(_("expected a number, got “%(value)s”", value=raw))
+        return value
     if spec.type == "bool":
         if isinstance(raw, bool):
             return raw
@@ -134,19 +168,21 @@ def parse_setting(spec: SettingSpec, raw: Any) -> Any:
             return True
         if text in ("0", "false", "no", "off", "否", ""):
             return False
-        raise fail(f"应为是/否,收到“{raw}”")
+        raise fail(_("expected yes or no, got “%(value)s”", value=raw))
     if spec.type == "int_list":
         items = raw if isinstance(raw, list) else [x for x in str(raw).replace(",", ",").split(",") if x.strip()]
         try:
-            values = [int(str(x).strip()) for x in items]
+            values = [int(str(x).strip()) for x in items if not isinstance(x, bool)]
         except ValueError:
-            raise fail(f"应为以逗号分隔的整数,收到“{raw}”") from None
-        if not values or values != sorted(set(values)) or values[0] <= 0:
-            raise fail("应为递增的正整数")
+            raise fail(_("expected whole numbers separated by commas, got “%(value)s”", value=raw)) from None
+        if not values or len(values) != len(items) or values != sorted(set(values)) or values[0] <= 0:
+            raise fail(_("expected increasing positive whole numbers, got “%(value)s”", value=raw))
+        for value in values:
+            _check_bounds(spec, value, fail)
         return values
     text = str(raw).strip()
     if not text:
-        raise fail("不能为空")
+        raise fail(_("must not be empty"))
     return text
 
 
@@ -160,7 +196,13 @@ class UnionRules:
     specs: dict[str, SettingSpec]
 
     def _call(self, hook: str, **kwargs: Any) -> Any:
-        answer = getattr(self.pm.hook, hook)(settings=self.settings, **kwargs)
+        try:
+            answer = getattr(self.pm.hook, hook)(settings=self.settings, **kwargs)
+        except RulesConfigError:
+            raise
+        except Exception as exc:  # a plugin bug must name the plugin, not surface as a bare KeyError
+            raise RulesConfigError(
+                f"Rules plugin {self.plugin_name or 'baseline'!r}: {hook} raised {exc!r}") from exc
         check, expected = SHAPES[hook]
         if answer is None or not check(answer):
             raise RulesConfigError(
@@ -238,13 +280,22 @@ class UnionRules:
 def setting_specs(pm: pluggy.PluginManager) -> dict[str, SettingSpec]:
     """Merge every plugin's settings; the province's spec wins over the baseline's."""
     merged: dict[str, SettingSpec] = {}
+    plugin = ", ".join(repr(name) for name, _module in pm.list_name_plugin() if name != "baseline") or "'baseline'"
     # pluggy calls later-registered (province) first and trylast (baseline) last;
     # walking the answers backwards lets the province overwrite.
     for answer in reversed(pm.hook.xindang_default_settings()):
         if not _is_list_of(SettingSpec)(answer):
-            raise RulesConfigError(f"xindang_default_settings returned {answer!r}, expected a list of SettingSpec")
+            raise RulesConfigError(
+                f"Rules plugin {plugin}: xindang_default_settings returned {answer!r}, expected a list of SettingSpec")
         for spec in answer:
             merged[spec.name] = spec
+    for spec in merged.values():
+        try:
+            parse_setting(spec, spec.default)
+        except InvalidInput as exc:
+            raise RulesConfigError(
+                f"Rules plugin {plugin}: the default {spec.default!r} of setting {spec.name!r} "
+                f"does not fit its own spec: {exc.message}") from exc
     return merged
 
 

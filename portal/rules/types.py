@@ -50,6 +50,10 @@ class SettingSpec:
     label_zh: str
     label_en: str
     source: str = ""             # article of the source text, or "baseline"
+    # Bounds of an "int" setting (and of each number of an "int_list"). A value outside is
+    # refused when saved: a union may be stricter than a national floor, never laxer.
+    minimum: int = 0
+    maximum: int | None = None
 
     def __post_init__(self) -> None:
         if self.type not in SETTING_TYPES:
