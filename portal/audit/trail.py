@@ -49,7 +49,8 @@ def record_event(actor, action: str, obj_type: str, obj_id: Any, summary: dict |
     session = db.session
     # Take the chain's lock first: the UPDATE blocks a concurrent writer until we commit.
     result = session.execute(update(AuditChainHead).where(AuditChainHead.id == 1)
-                             .values(seq=AuditChainHead.seq + 1))
+                             .values(seq=AuditChainHead.seq + 1)
+                             .execution_options(synchronize_session=False))
     if result.rowcount == 0:
         session.add(AuditChainHead(id=1, seq=1, last_hash=GENESIS))
         session.flush()

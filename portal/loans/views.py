@@ -81,17 +81,18 @@ def borrower_detail(borrower_id: int):
 @require("loan.import")
 def import_page():
     """Upload a CSV or XLSX loan file; nothing is written unless every row is valid."""
-    from .importing import ImportForm, import_loans_from_upload
+    from .importing import COLUMNS, ImportForm, import_loans_from_upload, sample_csv
     form = ImportForm()
     report = None
     status = 200
     if form.validate_on_submit():
-        report = import_loans_from_upload(current_user, form.file.data)
-        if report.ok:
+        report = import_loans_from_upload(current_user, form.file.data, dry_run=form.dry_run.data)
+        if report.written:
             db.session.commit()
         else:
             db.session.rollback()
-            status = 422
+            status = 200 if report.ok else 422
     elif request.method == "POST":
         status = 400
-    return render_template("loans/import.html", form=form, report=report), status
+    return render_template("loans/import.html", form=form, report=report, columns=COLUMNS,
+                           sample=sample_csv()), status
