@@ -59,6 +59,38 @@ SETTINGS: list[Setting] = [
     Setting("PAGE_SIZE", int, 50, "Rows per page in lists."),
     Setting("IMPORT_MAX_ROWS", int, 200_000, "Largest loan file `loans import` accepts, in rows."),
     Setting("UPLOAD_MAX_MB", int, 256, "Largest request body, in MB (uploads, imports)."),
+    # --- credit archive storage (docs/archive.md) ---
+    Setting("STORAGE_BACKEND", str, "local",
+            "Where archive files are kept: `local` (a folder, the embedded default) or `minio` "
+            "(an S3 server such as MinIO)."),
+    Setting("STORAGE_DIR", str, None,
+            "Folder of the `local` backend. Default: `instance/objects`."),
+    Setting("MINIO_ENDPOINT", str, "127.0.0.1:9000", "`host:port` of the S3 server (`minio` backend)."),
+    Setting("MINIO_PUBLIC_ENDPOINT", str, "",
+            "`host:port` browsers use for download links, if it differs from `MINIO_ENDPOINT`."),
+    Setting("MINIO_ACCESS_KEY", str, "", "Access key of the S3 server."),
+    Setting("MINIO_SECRET_KEY", str, "", "Secret key of the S3 server."),
+    Setting("MINIO_BUCKET", str, "xindang-archive", "Bucket of archive files; created if missing."),
+    Setting("MINIO_REGION", str, "us-east-1", "Region of the bucket (S3 signatures need one)."),
+    Setting("MINIO_SECURE", _bool, False, "Reach the S3 server over HTTPS."),
+    Setting("DOWNLOAD_LINK_MINUTES", int, 10, "Minutes a download link of an archive file stays valid."),
+    Setting("ARCHIVE_MAX_FILE_MB", int, 200, "Largest archive file accepted, in MB (upload and ingest)."),
+    # --- search (docs/search.md) ---
+    Setting("SEARCH_INDEX_DIR", str, None,
+            "Folder of the search index, derived from the database and rebuilt if missing. "
+            "Default: `instance/search_index`."),
+    Setting("SEARCH_DICTIONARY_EXTRA", str, "",
+            "A union's extra words for Chinese segmentation: a UTF-8 file, one word per line, added to "
+            "`portal/data/search_dictionary.txt`."),
+    Setting("SEARCH_DRAIN_IN_PORTAL", _bool, True,
+            "Each portal process indexes queued changes itself in a background thread; `false` when "
+            "`flask search drain --forever` runs as a separate worker."),
+    Setting("SEARCH_DRAIN_INTERVAL", float, 2.0,
+            "Seconds between the portal's looks at the search queue (a change is picked up at once "
+            "after the request that made it)."),
+    Setting("SEARCH_PAGE_SIZE", int, 20, "Results per page of the search."),
+    Setting("OCR_LANG", str, "chi_sim", "Tesseract language(s) for reading scans, e.g. `chi_sim+eng`."),
+    Setting("OCR_TIMEOUT", int, 120, "Seconds OCR may take for one file before its extraction is recorded as failed."),
 ]
 
 

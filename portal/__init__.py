@@ -132,6 +132,17 @@ def _register_blueprints(app: Flask) -> None:
     for bp in (auth_bp, main_bp, accounts_bp, loans_bp, rules_bp):
         app.register_blueprint(bp)
 
+    from .archive import init_app as init_archive
+    from .archive.views import bp as archive_bp
+    init_archive(app)  # the object store, in app.extensions["xindang_storage"]
+    app.register_blueprint(archive_bp)
+
+    from .postloan.views import bp as postloan_bp
+    app.register_blueprint(postloan_bp)
+
+    from .search.views import bp as search_bp
+    app.register_blueprint(search_bp)  # its first request starts the index queue drainer
+
 
 def _register_errors_and_headers(app: Flask) -> None:
     from .errors import register_error_handlers

@@ -140,4 +140,10 @@ def register_cli(app: Flask) -> None:
 
     for group in (org_cli, users_cli, rules_cli, audit_cli, loans_cli):
         app.cli.add_command(group)
+    from .postloan.cli import postloan_cli
+    app.cli.add_command(postloan_cli)
     app.cli.add_command(seed_demo_command)
+    from .archive.cli import archive_cli
+    app.cli.add_command(archive_cli)
+    from .search.cli import search_cli
+    app.cli.add_command(search_cli)

@@ -43,8 +43,43 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "users.manage": frozenset({Role.ADMIN.value}),
     "audit.view_log": frozenset({Role.ADMIN.value, Role.AUDITOR.value, Role.UNION_ADMIN.value}),
     # --- archive permissions ---
+    # The credit file's list of documents: everyone but the operator. Content is read directly by
+    # archivists, directors and auditors; those who collect documents read them until they are
+    # archived, and borrow them after (lending). Auditors change nothing.
+    "archive.view": ALL_ROLES - {Role.ADMIN.value},
+    "archive.read": frozenset({Role.ARCHIVIST.value, Role.BRANCH_DIRECTOR.value, Role.AUDITOR.value}),
+    "archive.upload": LENDING_STAFF | {Role.ARCHIVIST.value},
+    "archive.manage": frozenset({Role.ARCHIVIST.value}),
+    "lending.request": LENDING_STAFF | {Role.ARCHIVIST.value},
+    "lending.approve": frozenset({Role.BRANCH_DIRECTOR.value, Role.ARCHIVIST.value}),  # never the requester
+    "lending.issue": frozenset({Role.ARCHIVIST.value}),
+    "lending.register": frozenset({Role.ARCHIVIST.value, Role.BRANCH_DIRECTOR.value, Role.AUDITOR.value}),
+    "transfer.view": frozenset({Role.ARCHIVIST.value, Role.BRANCH_DIRECTOR.value, Role.AUDITOR.value}),
+    "transfer.manage": frozenset({Role.ARCHIVIST.value}),
+    "hold.view": frozenset({Role.ARCHIVIST.value, Role.BRANCH_DIRECTOR.value, Role.AUDITOR.value}),
+    "hold.manage": frozenset({Role.ARCHIVIST.value, Role.BRANCH_DIRECTOR.value}),
+    # Supervisors must see the lists they confirm, so every staff role reads them.
+    "destruction.view": LENDING_STAFF | {Role.ARCHIVIST.value, Role.AUDITOR.value},
+    "destruction.propose": frozenset({Role.ARCHIVIST.value}),
+    "destruction.approve": frozenset({Role.BRANCH_DIRECTOR.value}),  # never the proposer
+    # Supervisors (监销): staff of two departments, never the proposer.
+    "destruction.confirm": LENDING_STAFF | {Role.ARCHIVIST.value},
+    "destruction.execute": frozenset({Role.ARCHIVIST.value}),
     # --- post-loan permissions ---
+    # Who signs off inspections and approves write-offs is the union's rules plugin's answer
+    # (responsibility_roles), checked in the services; these are the coarse gates.
+    "postloan.view": ALL_ROLES,
+    "postloan.work": LENDING_STAFF,
+    "postloan.classify": frozenset({Role.BRANCH_DIRECTOR.value, Role.POST_LOAN_OFFICER.value}),
+    "postloan.decide_warning": frozenset({Role.BRANCH_DIRECTOR.value, Role.POST_LOAN_OFFICER.value}),
+    "postloan.handover": frozenset({Role.BRANCH_DIRECTOR.value}),
+    "postloan.close": LENDING_STAFF,
     # --- audit workspace permissions ---
+    # --- search permissions ---
+    # Search shows what the credit archive shows (its list of documents); text matches and
+    # snippets only where the user may read the content (archive.read, or lending).
+    "search.use": ALL_ROLES - {Role.ADMIN.value},
+    "search.manage": frozenset({Role.ARCHIVIST.value}),
 }
 
 
