@@ -11,6 +11,9 @@ institution code, user name, ID number or contract number) are left as they are,
 run adds nothing. Institutions and users go through the account services (which write their
 audit events); loans are written per branch with one audit event per branch.
 
+Credit files with documents for the first loans of each branch come from
+``portal/demo_documents.py``.
+
 Every demo login has the password ``DEMO_PASSWORD``; the command prints the logins at the end.
 """
 from __future__ import annotations
@@ -449,6 +452,7 @@ class SeedResult:
     borrowers: int = 0
     loans: int = 0
     skipped_loans: int = 0
+    documents: int = 0
     logins: list[DemoUser] = field(default_factory=list)
 
 
@@ -593,6 +597,9 @@ def seed_demo(progress: Callable[[str], None] = lambda _message: None) -> SeedRe
         for county in spec.counties:
             for branch in county.branches:
                 _write_branch_loans(county, branch, plans[branch.code], users, anchor, result)
+    from .demo_documents import seed_demo_documents
+    progress(_("Credit files: documents for the first loans of each branch …"))
+    result.documents = seed_demo_documents(anchor)
     return result
 
 
@@ -632,7 +639,7 @@ def seed_demo_command(if_empty: bool) -> None:
         db.session.rollback()
         click.secho(exc.message, fg="red", err=True)
         sys.exit(1)
-    click.echo(_("Demo data: %(i)d institutions, %(u)d users, %(b)d borrowers and %(l)d loans added; "
-                 "%(s)d loans were there already.", i=result.institutions, u=result.users,
-                 b=result.borrowers, l=result.loans, s=result.skipped_loans))
+    click.echo(_("Demo data: %(i)d institutions, %(u)d users, %(b)d borrowers, %(l)d loans and %(d)d documents "
+                 "added; %(s)d loans were there already.", i=result.institutions, u=result.users,
+                 b=result.borrowers, l=result.loans, d=result.documents, s=result.skipped_loans))
     _print_logins(result.logins)

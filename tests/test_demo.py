@@ -100,6 +100,7 @@ def test_seed_demo_builds_a_portal_to_click_through(app, runner):
         assert "admin" in db.session.execute(select(User).filter_by(username="admin")).scalar_one().roles
         assert all(u.department and u.display_name != u.username for u in users)
         _check_loans()
+        _check_documents()
         usernames = [u.username for u in users]
         counts = _counts()
         loan_events = db.session.execute(select(func.count()).select_from(AuditEvent)
@@ -144,3 +145,17 @@ def test_the_plan_is_the_same_on_every_run():
     assert first == snapshot()
     assert len(first) >= 300
     assert len({(code, order) for code, order, *_rest in first}) == len(first)
+
+
+def _check_documents() -> None:
+    """Credit files for the first loans of every branch, in several states, with gaps."""
+    from portal.archive.models import Document
+    from portal.archive.fixity import verify_archive
+    from portal.archive.storage import current_store
+    docs = db.session.execute(select(Document)).scalars().all()
+    assert len(docs) >= 300
+    states = Counter(d.state for d in docs)
+    assert states["archived"] and states["collected"]
+    assert all(d.archive_number for d in docs if d.state in ("filed", "archived"))
+    assert len({d.institution_id for d in docs}) == 15  # every branch
+    assert verify_archive(current_store()).problems == []
