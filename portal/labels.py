@@ -22,7 +22,7 @@ LABELS: dict[str, dict[str, object]] = {
     "guarantee_type": {"credit": _l("Credit"), "guarantee": _l("Guarantee"), "joint": _l("Joint guarantee"),
                        "mortgage": _l("Mortgage"), "pledge": _l("Pledge")},
     "payment_method": {"entrusted": _l("Entrusted payment"), "self": _l("Self payment")},
-    "loan_status": {"active": _l("Active"), "overdue": _l("Overdue"), "settled": _l("Settled"),
+    "loan_status": {"active": _l("Outstanding"), "overdue": _l("Overdue"), "settled": _l("Settled"),
                     "written_off": _l("Written off")},
     "risk_class": {"normal": _l("Normal"), "special_mention": _l("Special mention"),
                    "substandard": _l("Substandard"), "doubtful": _l("Doubtful"), "loss": _l("Loss")},
