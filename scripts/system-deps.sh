@@ -11,6 +11,8 @@ command -v fc-list >/dev/null 2>&1 || need+=(fontconfig)
 # OCR of scanned documents for search (without it, scans are stored but their text is not searchable).
 command -v tesseract >/dev/null 2>&1 || need+=(tesseract-ocr)
 { tesseract --list-langs 2>/dev/null | grep -qx chi_sim; } || need+=(tesseract-ocr-chi-sim)
+# The browser the journeys in tests/e2e drive (Playwright uses it; it never downloads its own).
+[ -x /usr/bin/chromium ] || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   echo "Installing system packages: ${need[*]}"

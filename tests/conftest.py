@@ -77,6 +77,13 @@ def app(database_url, tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def _english_unless_marked(request, monkeypatch):
+    """Tests read English messages; tests of the Chinese default are marked ``chinese``."""
+    if "app" in request.fixturenames and request.node.get_closest_marker("chinese") is None:
+        monkeypatch.setitem(request.getfixturevalue("app").config, "BABEL_DEFAULT_LOCALE", "en")
+
+
+@pytest.fixture(autouse=True)
 def _clean_database(request):
     """Empty every table after each test that used the app."""
     yield

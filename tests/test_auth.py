@@ -1,4 +1,5 @@
 """Sign-in: login required everywhere, CSRF, lockout after five failures, session renewal."""
+import pytest
 from datetime import timedelta
 
 from portal.accounts.models import User
@@ -8,6 +9,7 @@ from portal.timeutil import utcnow
 from conftest import PASSWORD, csrf_token, login
 
 
+@pytest.mark.chinese
 def test_login_page_is_chinese_and_public(client):
     page = client.get("/login")
     assert page.status_code == 200
@@ -35,6 +37,7 @@ def test_login_and_logout(client, org):
     assert client.get("/").status_code == 302
 
 
+@pytest.mark.chinese
 def test_five_failures_lock_the_account(client, org, app):
     for _ in range(4):
         assert login(client, "officer", "wrong-password").status_code == 401
