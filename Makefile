@@ -43,5 +43,10 @@ test-sqlite: setup
 test-postgres: setup
 	XINDANG_TEST_DB=postgresql $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
+.PHONY: bench-load
+# 100,000 loans, 50,000 documents, 20 users under gunicorn on loopback (bench/load.md); BENCH_ARGS="--db postgresql" …
+bench-load: $(STAMP)
+	$(BIN)/python bench/load.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) instance .pytest_cache

@@ -12,12 +12,21 @@ from typing import Any
 from flask import Flask, has_request_context, request, session
 from flask_login import current_user
 from sqlalchemy import inspect, select
+from werkzeug.routing import IntegerConverter
 
 from config import CONFIGS, Config
 
 from .extensions import babel, bootstrap, csrf, db, limiter, login_manager, migrate
 
 PUBLIC_ENDPOINTS = {"auth.login", "auth.set_language", "static", "bootstrap.static", "main.health"}
+
+
+class BoundedIntConverter(IntegerConverter):
+    """``<int:…>`` that matches only ids a database column can hold (at most 2**63 - 1)."""
+
+    def __init__(self, map, *args: Any, **kwargs: Any) -> None:  # noqa: A002 - werkzeug's name
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
 
 
 def create_app(config: str | Config | None = None, **overrides: Any) -> Flask:
@@ -123,6 +132,10 @@ def _init_babel(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    # Before any rule is added: an id in a URL beyond 64 bits names no record (404), instead of
+    # reaching the database driver, which cannot bind it (a 500 on SQLite).
+    app.url_map.converters["int"] = BoundedIntConverter
+
     from .accounts.views import bp as accounts_bp
     from .auth import bp as auth_bp
     from .loans.views import bp as loans_bp
@@ -143,11 +156,34 @@ def _register_blueprints(app: Flask) -> None:
     from .search.views import bp as search_bp
     app.register_blueprint(search_bp)  # its first request starts the index queue drainer
 
+    from .auditing.views import bp as auditing_bp
+    app.register_blueprint(auditing_bp)
+
 
 def _register_errors_and_headers(app: Flask) -> None:
     from .errors import register_error_handlers
 
     register_error_handlers(app)
+
+    @app.before_request
+    def refuse_nul_characters():
+        """PostgreSQL cannot store or compare U+0000 in text. In a query string (filters, a
+        search) it is dropped, as any other nonsense in a filter is ignored; in a form field or
+        the path it is refused with a message, instead of failing in the database. (Names of
+        uploaded files are not fields: the services clean those.)"""
+        from flask_babel import gettext as _
+        from werkzeug.datastructures import ImmutableMultiDict
+
+        from .errors import InvalidInput
+
+        if any("\x00" in v for _k, values in request.args.lists() for v in values):
+            request.args = ImmutableMultiDict([(k, v.replace("\x00", "")) for k, values in request.args.lists()
+                                               for v in values])
+        path_values = [v for v in (request.view_args or {}).values() if isinstance(v, str)]
+        fields = [v for _k, values in request.form.lists() for v in values]
+        if any("\x00" in value for value in path_values + fields):
+            raise InvalidInput(_("The request contains a NUL character (U+0000), which no field accepts. "
+                                 "Remove it and try again."))
 
     @app.after_request
     def security_headers(response):

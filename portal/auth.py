@@ -27,7 +27,10 @@ class LoginForm(FlaskForm):
 def _safe_next(target: str | None) -> str:
     if target:
         parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//"):
+        # Browsers read "\" as "/" ("/\evil.example" is "//evil.example", another site) and drop
+        # tabs and line breaks: such a target is never this portal's page.
+        if (not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//")
+                and "\\" not in target and not any(ord(ch) < 32 for ch in target)):
             return target
     return url_for("main.index")
 

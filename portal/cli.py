@@ -147,3 +147,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(archive_cli)
     from .search.cli import search_cli
     app.cli.add_command(search_cli)
+    from .backup.cli import backup_cli
+    app.cli.add_command(backup_cli)
+    from .auditing.cli import attach as attach_audit_commands
+    attach_audit_commands(audit_cli)  # flask audit completeness | fixity | inspections

@@ -31,7 +31,8 @@ from .holds import active_holds_for
 from .labels import doc_type_names, retention_label
 from .models import (DESTRUCTION_TRANSITIONS, DestructionItem, DestructionList, DestructionState, DocState,
                      Document, Lending, LendingState, Transfer, TransferItem, lending_item)
-from .services import _changed, current_store, delete_after_commit, doc_ref, not_found, store_list_file
+from .services import (_changed, current_store, delete_after_commit, doc_ref, lock_for_update, not_found,
+                       store_list_file)
 from .transfer import OPEN_STATES as OPEN_TRANSFER_STATES
 
 OPEN_LIST_STATES = (DestructionState.DRAFT.value, DestructionState.PROPOSED.value, DestructionState.APPROVED.value,
@@ -116,6 +117,9 @@ def _move(actor: User, dl: DestructionList, new_state: str, action: str, summary
 def _in_scope(actor: User, dl: DestructionList) -> None:
     if not institution_visible(actor, dl.institution):
         raise not_found()
+    # Every step on a list passes here first: wait for a concurrent step on it to end and decide
+    # on its committed state (one approval, one first supervisor, one execution).
+    lock_for_update(dl)
 
 
 def _recheck(dl: DestructionList) -> None:

@@ -18,7 +18,7 @@ from ..extensions import db
 from ..labels import label
 from ..timeutil import CST, local_today, utcnow
 from .models import LENDING_TRANSITIONS, DocState, Document, Lending, LendingState, Volume, lending_item
-from .services import doc_ref, not_found
+from .services import doc_ref, lock_for_update, not_found
 
 MEDIA = ("digital", "paper")
 MAX_DAYS = 90          # longest single lending or renewal; the approver may grant less
@@ -39,6 +39,9 @@ def _move(actor: User | None, lending: Lending, new_state: str, action: str, sum
 def _in_scope(actor: User, lending: Lending) -> None:
     if not institution_visible(actor, lending.institution):
         raise not_found()
+    # Every step on a lending passes here first: wait for a concurrent step on it to end and
+    # decide on its committed state, so two people approving at once give one approval.
+    lock_for_update(lending)
 
 
 def _days(raw) -> int:
@@ -111,6 +114,7 @@ def refuse_lending(actor: User, lending: Lending, note: str) -> Lending:
 
 
 def withdraw_lending(actor: User, lending: Lending) -> Lending:
+    lock_for_update(lending)
     if actor.id != lending.requester_id:
         raise PermissionDenied(_("Only the person who asked can withdraw a request."))
     _move(actor, lending, LendingState.WITHDRAWN.value, "archive.lending_withdraw")
@@ -163,6 +167,9 @@ def return_lending(actor: User, lending: Lending, note: str = "") -> Lending:
     _in_scope(actor, lending)
     if lending.medium == "paper" or actor.id != lending.requester_id:
         check(actor, "lending.issue")
+    if lending.state != LendingState.ISSUED.value:  # before due_on is read: only an issued lending has one
+        raise WrongState(_("Lending #%(id)d is %(state)s; this step is not possible now.", id=lending.id,
+                           state=label(lending.state, "lending_state")))
     note = (note or "").strip()
     if lending.medium == "paper" and not note:
         raise InvalidInput(_("Record what was checked when the paper came back (e.g. all pages present)."))

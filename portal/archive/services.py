@@ -59,8 +59,26 @@ def _insert_ignore(model: type, values: dict, keys: list[str]) -> bool:
     """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL alike; True if a row was added."""
     dialect = db.session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    result = db.session.execute(insert(model).values(**values).on_conflict_do_nothing(index_elements=keys))
-    return result.rowcount == 1
+    # RETURNING, not rowcount: through psycopg the rowcount of this INSERT is -1 either way.
+    result = db.session.execute(insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
+                                .returning(*model.__table__.primary_key.columns))
+    return result.first() is not None
+
+
+def lock_for_update(obj) -> None:
+    """Wait until no other transaction is changing ``obj``'s row, keep it locked until this
+    transaction ends, and reload ``obj`` as committed. Two people taking a step on the same
+    lending or list at once are thus serialised, and the second decides on the outcome of the
+    first (a refusal, not a double). PostgreSQL: SELECT … FOR UPDATE. SQLite has no row locks:
+    a no-op write takes the database's write lock (reads before it took no lock, so it waits
+    instead of failing on a stale snapshot)."""
+    model = type(obj)
+    if db.session.get_bind().dialect.name == "sqlite":
+        db.session.execute(update(model).where(model.id == obj.id).values(id=model.id)
+                           .execution_options(synchronize_session=False))
+        db.session.refresh(obj)
+    else:
+        db.session.refresh(obj, with_for_update=True)
 
 
 def _changed(doc: Document, action: str) -> None:
@@ -422,6 +440,12 @@ def open_document(actor: User, doc: Document, *, inline: bool = True) -> str:
     if not allowed:
         raise PermissionDenied(_("Document %(ref)s is archived. To read it, request a lending; once it is "
                                  "approved and issued, the link works until the due date.", ref=doc_ref(doc)))
+    # Ask the store first (one HEAD request): when it is down or the object is gone the user
+    # gets a clear message instead of a dead link, and no look is registered that never happened.
+    if not current_store().exists(doc.object_key):
+        raise NotFound(_("The file of document %(ref)s is missing from the archive's store, so it cannot be "
+                         "opened. Please tell your administrator (`flask archive verify` lists missing files).",
+                         ref=doc_ref(doc)))
     db.session.add(DocumentAccess(document_id=doc.id, user_id=actor.id, institution_id=doc.institution_id,
                                   lending_id=lending.id if lending else None,
                                   disposition="inline" if inline else "attachment"))

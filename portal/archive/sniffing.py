@@ -55,6 +55,9 @@ _REFUSED_MAGIC: list[tuple[bytes, object]] = [
 ]
 
 
+_MARKUP = re.compile(rb"(?:\xef\xbb\xbf)?\s*<(?:!doctype|html|head|body|script|svg|\?xml)", re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class Sniffed:
     kind: FileKind | None          # None: refused
@@ -115,7 +118,9 @@ def sniff(fileobj: BinaryIO) -> Sniffed:
     start = fileobj.tell()
     try:
         head = fileobj.read(HEAD_BYTES)
-        if b"%PDF-" in head[:1024]:
+        # Readers find "%PDF-" anywhere in the first kilobyte; markup that merely contains it (a
+        # web page saved under a .pdf name, an HTML/PDF polyglot) is still markup.
+        if b"%PDF-" in head[:1024] and not _MARKUP.match(head):
             return Sniffed(ACCEPTED["pdf"], str(ACCEPTED["pdf"].description))
         if head.startswith(b"\xff\xd8\xff"):
             return Sniffed(ACCEPTED["jpeg"], str(ACCEPTED["jpeg"].description))

@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from ..accounts.models import Institution
-from ..accounts.scope import can, get_scoped_or_404, in_scope, institution_visible, require, visible_institutions
+from ..accounts.scope import (can, check, get_scoped_or_404, in_scope, institution_visible, require,
+                              visible_institutions)
 from ..audit.models import AuditEvent
 from ..errors import InvalidInput, NotFound, XindangError
 from ..extensions import db
@@ -53,6 +54,12 @@ def _done(message: str, endpoint: str, **values):
 
 def _int_list(name: str) -> list[int]:
     return [int(v) for v in request.form.getlist(name) if v.isdigit() and len(v) < 12]
+
+
+def _form_id(raw: str | None) -> int:
+    """An id from a form field; 0 (no such row) unless it is a number the database can bind."""
+    raw = (raw or "").strip()
+    return int(raw) if raw.isdigit() and len(raw) < 12 else 0
 
 
 def _pdf_response(data: bytes, filename: str) -> Response:
@@ -410,7 +417,7 @@ def lending_new():
 
 
 def _volume_for_request() -> Volume:
-    volume = db.session.get(Volume, request.form.get("volume_id", type=int) or 0)
+    volume = db.session.get(Volume, _form_id(request.form.get("volume_id")))
     if volume is None:
         raise _not_found()
     _file_of(volume.borrower_id)
@@ -462,9 +469,12 @@ def lending_action(lending_id: int, action: str):
 
 def _date_arg(name: str) -> date | None:
     try:
-        return date.fromisoformat(request.args.get(name, ""))
+        day = date.fromisoformat(request.args.get(name, ""))
     except ValueError:
         return None
+    # Like a malformed date, one no register can span (0001-01-01, 9999-12-31) is ignored: the
+    # query's day arithmetic and time-zone shift would overflow on it.
+    return day if date(1900, 1, 1) <= day <= date(2999, 12, 31) else None
 
 
 @bp.route("/lending/register")
@@ -523,6 +533,8 @@ def transfer_new():
         chosen = [v for v in db.session.execute(select(Volume).where(Volume.id.in_(chosen_ids))).scalars()]
         if len(chosen) != len(chosen_ids):
             raise _not_found()
+        for volume in chosen:  # a credit file outside the subtree is not found (its name is never shown)
+            _file_of(volume.borrower_id)
         transfer = transfer_svc.create_transfer(current_user, sender=sender, receiver=receiver, volumes=chosen,
                                                 note=form.note.data or "")
         return _done(_("Handover list #%(id)d drawn up.", id=transfer.id), "archive.transfer_detail",
@@ -588,7 +600,7 @@ def hold_list():
             raise InvalidInput(_("Give the kind, the loan or credit file, and the reason of the hold."))
         loan = volume = None
         if (form.volume_id.data or "").isdigit():
-            volume = db.session.get(Volume, int(form.volume_id.data))
+            volume = db.session.get(Volume, _form_id(form.volume_id.data))
             if volume is None:
                 raise _not_found()
             _file_of(volume.borrower_id)
@@ -662,6 +674,8 @@ def destruction_detail(list_id: int):
 def destruction_action(list_id: int, action: str):
     dl = _list_or_404(list_id)
     note = request.form.get("note", "")
+    if action in ("add", "remove"):  # the role first: what the lookups below find is no one else's business
+        check(current_user, "destruction.propose")
     if action == "add":
         ids = set(_int_list("document_ids"))
         numbers = [n.strip() for n in request.form.get("numbers", "").splitlines() if n.strip()]
@@ -678,7 +692,7 @@ def destruction_action(list_id: int, action: str):
         destruction_svc.add_to_destruction_list(current_user, dl, documents)
         return _done(_("Documents listed for destruction."), "archive.destruction_detail", list_id=dl.id)
     if action == "remove":
-        item = db.session.get(DestructionItem, request.form.get("item_id", type=int) or 0)
+        item = db.session.get(DestructionItem, _form_id(request.form.get("item_id")))
         if item is None or item.list_id != dl.id:
             raise _not_found()
         destruction_svc.remove_from_destruction_list(current_user, dl, item)

@@ -92,14 +92,16 @@ def keep_and_file(actor: User | None, loan: Loan, *, owner_kind: str, owner_id: 
 def read_upload(storage) -> tuple[bytes, str, str]:
     """Read an uploaded file (werkzeug FileStorage); returns (data, media type, safe name).
     Refuses empty files, files over the size limit and anything that is not PDF, JPEG, PNG or TIFF."""
-    limit = current_app.config["XINDANG_UPLOAD_MAX_MB"] * 1024 * 1024
+    limit_mb = current_app.config["XINDANG_UPLOAD_MAX_MB"]
+    if archive_available():  # the file joins the credit file later: the archive's own limit applies now
+        limit_mb = min(limit_mb, current_app.config.get("XINDANG_ARCHIVE_MAX_FILE_MB", limit_mb))
+    limit = limit_mb * 1024 * 1024
     data = storage.read(limit + 1)
     name = storage.filename or ""
     if not data:
         raise InvalidInput(_("The file %(name)s is empty.", name=safe_filename(name)))
     if len(data) > limit:
-        raise InvalidInput(_("The file %(name)s is larger than %(mb)d MB.", name=safe_filename(name),
-                             mb=current_app.config["XINDANG_UPLOAD_MAX_MB"]))
+        raise InvalidInput(_("The file %(name)s is larger than %(mb)d MB.", name=safe_filename(name), mb=limit_mb))
     kind = sniff(data)
     if kind is None:
         raise InvalidInput(_("The file %(name)s is not a PDF, JPEG, PNG or TIFF file (its content starts with %(head)s).",

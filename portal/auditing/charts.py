@@ -1,0 +1,148 @@
+"""Charts as SVG, rendered on the server with pygal, so they show without script (the portal's
+Content-Security-Policy forbids inline script), print, and go into PDFs.
+
+Every chart is rendered without pygal's JavaScript (``js=[]``) and any ``<script>`` element
+pygal still writes (its config) is removed, so the markup can be embedded inline in a page.
+Values are printed on the bars instead of tooltips. PDFs embed the same SVG as a data URI.
+"""
+from __future__ import annotations
+
+import base64
+import re
+from decimal import Decimal
+from typing import Iterable, Sequence
+
+import pygal
+from markupsafe import Markup
+from pygal.style import Style
+
+from ..reports.pdf import CJK_FONTS
+
+FONT = CJK_FONTS.replace('"', "'")
+PALETTE = ("#2e7d32", "#c62828", "#f9a825", "#1565c0", "#6a1b9a", "#00838f", "#ef6c00", "#4e342e", "#546e7a")
+# Five-category classes, normal to loss; buckets from current to the worst.
+RISK_COLOURS = ("#2e7d32", "#f9a825", "#ef6c00", "#c62828", "#4a0000")
+
+SCRIPT = re.compile(r"<script\b[^>]*>.*?</script\s*>", re.IGNORECASE | re.DOTALL)
+COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+
+
+def _style(colours: Sequence[str] = PALETTE) -> Style:
+    return Style(font_family=FONT, background="transparent", plot_background="transparent",
+                 foreground="#222", foreground_strong="#111", foreground_subtle="#888", colors=tuple(colours),
+                 title_font_size=15, label_font_size=12, major_label_font_size=12, legend_font_size=12,
+                 value_font_size=11, value_label_font_size=11, tooltip_font_size=12)
+
+
+def _config(title: str, colours: Sequence[str], height: int, **options) -> dict:
+    config = dict(title=title, style=_style(colours), js=[], disable_xml_declaration=True, width=720, height=height,
+                  legend_at_bottom=True, legend_at_bottom_columns=4, print_values=True, show_y_guides=True,
+                  truncate_label=-1, truncate_legend=-1, margin=12, margin_bottom=26, spacing=10)
+    config.update(options)
+    return config
+
+
+def clean(svg: str) -> Markup:
+    """The SVG with no script and no comments, safe to put inline in a page."""
+    return Markup(COMMENT.sub("", SCRIPT.sub("", svg)).strip())
+
+
+def _render(chart) -> Markup:
+    return clean(chart.render(is_unicode=True))
+
+
+def _number(value) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def _percent(value) -> str:
+    return "" if value is None else f"{value:.1f}%"
+
+
+def _count(value) -> str:
+    if value is None:
+        return ""
+    return f"{value:,.0f}"
+
+
+def _wide(text: str) -> int:
+    """How many CJK (double-width) characters the text has."""
+    return sum(1 for ch in str(text) if ord(ch) > 0x2E80)
+
+
+def bar(title: str, labels: Sequence[str], series: Iterable[tuple[str, Sequence]], *, percent: bool = False,
+        horizontal: bool = False, stacked: bool = False, colours: Sequence[str] = PALETTE,
+        height: int | None = None) -> Markup:
+    """A bar chart: one bar per label and series (stacked if asked)."""
+    kind = {(False, False): pygal.Bar, (True, False): pygal.HorizontalBar,
+            (False, True): pygal.StackedBar, (True, True): pygal.HorizontalStackedBar}[(horizontal, stacked)]
+    rows = max(len(labels), 1)
+    options = {}
+    if horizontal:  # pygal measures labels as Latin text; Chinese characters are wider than it thinks
+        options["margin_left"] = 8 + 6 * max((_wide(label) for label in labels), default=0)
+    chart = kind(**_config(title, colours, height or (max(260, 90 + 34 * rows) if horizontal else 340),
+                           value_formatter=_percent if percent else _count,
+                           x_label_rotation=0 if horizontal or rows <= 6 else 30, **options))
+    if percent:
+        chart.range = (0, 100)
+    order = slice(None, None, -1) if horizontal else slice(None)   # pygal draws the first row at the bottom
+    chart.x_labels = list(labels)[order]
+    for name, values in series:
+        chart.add(name, [_number(v) for v in values][order])
+    return _render(chart)
+
+
+def line(title: str, labels: Sequence[str], series: Iterable[tuple[str, Sequence]], *, percent: bool = False,
+         colours: Sequence[str] = PALETTE) -> Markup:
+    """A line over dates (or any ordered labels); long label lists show every n-th label."""
+    labels = list(labels)
+    chart = pygal.Line(**_config(title, colours, 320, value_formatter=_percent if percent else _count,
+                                 x_label_rotation=30, show_minor_x_labels=False, dots_size=3,
+                                 print_values=len(labels) <= 12))
+    if percent:
+        chart.range = (0, 100)
+    chart.x_labels = labels
+    step = max(1, len(labels) // 10)
+    chart.x_labels_major = labels[::step]
+    for name, values in series:
+        chart.add(name, [_number(v) for v in values])
+    return _render(chart)
+
+
+def pie(title: str, slices: Iterable[tuple[str, float]], *, colours: Sequence[str] = PALETTE,
+        donut: bool = True) -> Markup:
+    chart = pygal.Pie(**_config(title, colours, 320, value_formatter=_count, inner_radius=0.45 if donut else 0))
+    for name, value in slices:
+        chart.add(name, _number(value))
+    return _render(chart)
+
+
+VIEWBOX = re.compile(r'<svg\b([^>]*?)viewBox="0 0 (\d+) (\d+)"')
+
+
+def sized(svg: str) -> str:
+    """The SVG with its size as attributes, so an ``<img>`` knows its proportions (a page's
+    inline SVG scales to its container without them)."""
+    return VIEWBOX.sub(lambda m: f'<svg{m.group(1)}width="{m.group(2)}" height="{m.group(3)}" '
+                                 f'viewBox="0 0 {m.group(2)} {m.group(3)}"', str(svg), count=1)
+
+
+def data_uri(svg: str) -> str:
+    """The SVG as a ``data:`` URI, for ``<img>`` in PDFs (WeasyPrint renders it as vector)."""
+    return "data:image/svg+xml;base64," + base64.b64encode(sized(svg).encode()).decode()
+
+
+def pdf_image(svg, *, max_width_mm: float = 250, max_height_mm: float = 140) -> Markup:
+    """An ``<img>`` of the chart for a PDF, as large as fits both limits at its proportions."""
+    if not svg:
+        return Markup("")
+    match = VIEWBOX.search(str(svg))
+    width, height = (int(match.group(2)), int(match.group(3))) if match else (720, 320)
+    scale = min(max_width_mm / width, max_height_mm / height)
+    # A block of its own: two inline images would form one paragraph that pages cannot split.
+    return Markup('<div class="chart"><img src="{}" style="width: {:.1f}mm; height: {:.1f}mm" alt=""></div>').format(
+        data_uri(svg), width * scale, height * scale)

@@ -1,0 +1,31 @@
+"""Charts are SVG without script (the CSP forbids inline script), print their values, and embed
+in PDFs at their proportions."""
+from __future__ import annotations
+
+import base64
+import re
+
+from portal.auditing import charts
+
+
+def test_svg_has_no_script_and_shows_its_values():
+    for svg in (charts.bar("完整率", ["城关信用社", "河西信用社"], [("完整率", [33.3, 50.0])], percent=True, horizontal=True),
+                charts.bar("检查", ["B1", "B2"], [("逾期", [3, 1]), ("本周", [2, 0])], stacked=True),
+                charts.line("趋势", ["2024-06-01", "2024-06-02"], [("完整率", [40.0, 42.9])], percent=True),
+                charts.pie("风险", [("正常", 10), ("关注", 3)])):
+        assert svg.startswith("<svg") and "<script" not in svg.lower() and "<!--" not in svg
+        assert not re.search(r"\son\w+=", svg)                      # no event handler attributes
+    horizontal = charts.bar("完整率", ["城关信用社", "河西信用社"], [("完整率", [33.3, 50.0])], percent=True, horizontal=True)
+    assert "33.3%" in horizontal and "50.0%" in horizontal and "城关信用社" in horizontal
+    # The first row is drawn on top: pygal draws the first label at the bottom, so it is reversed.
+    assert horizontal.index("河西信用社") < horizontal.index("城关信用社")
+
+
+def test_pdf_image_keeps_proportions_within_limits():
+    svg = charts.bar("x", ["a"], [("s", [1])])
+    html = str(charts.pdf_image(svg, max_width_mm=100, max_height_mm=100))
+    width, height = map(float, re.search(r"width: ([\d.]+)mm; height: ([\d.]+)mm", html).groups())
+    assert width == 100.0 and abs(height - 100 * 340 / 720) < 0.1
+    data = base64.b64decode(re.search(r'base64,([^"]+)"', html).group(1)).decode()
+    assert 'width="720" height="340"' in data
+    assert charts.pdf_image(None) == ""

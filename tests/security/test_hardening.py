@@ -1,0 +1,287 @@
+"""Web hardening: CSRF on every state-changing route, security headers and no inline script
+(every page the access matrix fetches is scanned there; the error and signed-out pages here),
+no redirect off the site, the sign-in rate limit, the session on sign-in, NUL characters, and
+hostile query parameters and form fields (bad dates, absurd page numbers, non-numeric or
+oversized ids, malformed search queries): a message, never a 500.
+
+Routes come from the URL map and the access matrix (``matrix.py``), and the parameters a page
+reads from its view's source, so a new route or parameter is covered the day it is added.
+"""
+from __future__ import annotations
+
+import inspect
+import io
+import re
+
+import pytest
+
+from conftest import PASSWORD, csrf_token, login
+
+from .checks import fetch, fingerprint, security_problems, send, signed_in_clients, url_map_routes
+from .matrix import CASES, EXEMPT, Case, cases_by_key
+from .world import ROLE_USERS, ROLES
+
+STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def _case_for(endpoint: str, method: str) -> Case | None:
+    cases = cases_by_key().get((endpoint, method), [])
+    return cases[0] if cases else None
+
+
+def _actor(case: Case) -> str:
+    """Someone who may do it (so that a missing CSRF check would let it through)."""
+    return next((r for r in ROLES if r in case.allowed), "archivist")
+
+
+# --- CSRF ------------------------------------------------------------------------------------
+
+def test_every_state_changing_route_needs_the_csrf_token(app, world):
+    routes = [(e, m, r) for e, m, r in url_map_routes(app) if m in STATE_CHANGING]
+    assert len(routes) > 40, "the URL map lost its state-changing routes?"
+    clients = signed_in_clients(app)
+    before = fingerprint(app)
+    problems = []
+    for endpoint, method, rule in routes:
+        if (endpoint, method) in EXEMPT:
+            continue
+        case = _case_for(endpoint, method)
+        assert case is not None, f"{method} {rule}: add it to tests/security/matrix.py"
+        role = _actor(case)
+        place = "B1" if case.scoped or case.per_place else None
+        path, response = send(clients[role], case, world, place, role, token=False)
+        body = response.get_data(as_text=True)
+        if response.status_code != 400 or "reload the page" not in body:
+            problems.append(f"{method} {path} as {role} without a token: {response.status_code}")
+    assert not problems, "accepted without a CSRF token:\n  " + "\n  ".join(problems)
+    assert fingerprint(app) == before, "a request without a CSRF token changed the database"
+
+
+def test_a_token_of_another_session_is_refused(app, world):
+    clients = signed_in_clients(app, roles=("loan_officer", "branch_director"))
+    foreign = clients["branch_director"].csrf
+    response = clients["loan_officer"].post(f"/postloan/loans/{world['B1'].loan}/warnings",
+                                            data={"csrf_token": foreign, "signal": "other", "details": "x"})
+    assert response.status_code == 400
+
+
+def test_sign_in_and_sign_out_need_the_token(app, client, org):
+    response = client.post("/login", data={"username": "officer", "password": PASSWORD})
+    assert response.status_code == 400 and client.get("/").status_code == 302
+    login(client, "officer")
+    response = client.post("/logout")
+    assert response.status_code == 400
+    assert client.get("/").status_code == 200, "a forged sign-out request signed the user out"
+
+
+# --- headers and inline script -----------------------------------------------------------------
+
+def test_error_and_signed_out_pages_have_the_security_headers(app, world, monkeypatch):
+    """The matrix test checks every page it fetches (test_access_matrix); here, the pages it
+    does not reach: signed out, and each error a user can run into."""
+    problems = []
+
+    def scan(label, response, status):
+        assert response.status_code == status, (label, response.status_code)
+        problems.extend(f"{label} ({status}): {p}" for p in security_problems("", response))
+
+    anonymous = app.test_client()
+    scan("sign-in page", fetch(anonymous, "/login"), 200)
+    scan("a page, signed out", fetch(anonymous, "/loans/"), 302)
+    scan("no such page, signed out", fetch(anonymous, "/no-such-page"), 404)
+    client = signed_in_clients(app, roles=("loan_officer",))["loan_officer"]
+    scan("no token", fetch(client, "/postloan/loans/1/warnings", "POST", data={"signal": "other"}), 400)
+    scan("no such page", fetch(client, "/no-such-page"), 404)
+    scan("role refused", fetch(client, "/org/users"), 403)
+    scan("wrong method", fetch(client, "/loans/", "POST", data={"csrf_token": client.csrf}), 405)
+    scan("NUL in a form field", fetch(client, f"/postloan/loans/{world['B1'].loan}/warnings", "POST",
+                                      data={"csrf_token": client.csrf, "signal": "other", "details": "a\x00"}), 422)
+    monkeypatch.setitem(app.config, "MAX_CONTENT_LENGTH", 1024)
+    scan("request too large", fetch(client, f"/archive/borrowers/{world['B1'].borrower}/upload", "POST",
+                                    data={"csrf_token": client.csrf, "files": [(io.BytesIO(b"%PDF-" + b"0" * 4096), "a.pdf")]},
+                                    content_type="multipart/form-data"), 413)
+    assert not problems, "\n  ".join(problems)
+
+
+def test_the_page_checks_can_fail():
+    """The scanner used on every page finds what it is there to find."""
+    from werkzeug.wrappers import Response
+
+    page = Response('<p onclick="x()">a</p><script>alert(1)</script><a href=" javascript:x()">b</a>'
+                    '<script src="/static/js/archive.js"></script>', mimetype="text/html")
+    page.headers["Content-Security-Policy"] = "default-src 'self'; script-src 'self' 'unsafe-inline'"
+    found = " | ".join(security_problems("", page))
+    for expected_problem in ("inline <script>", "onclick", "javascript:", "unsafe-inline", "nosniff", "framing"):
+        assert expected_problem in found, (expected_problem, found)
+
+
+# --- sign-in --------------------------------------------------------------------------------
+
+def test_the_sign_in_limit_cannot_be_dodged_with_a_forwarded_address(app, client, org):
+    """The limit counts the connection's address; a client naming another one in
+    X-Forwarded-For (no proxy is trusted by default) is still counted as itself."""
+    from portal.extensions import limiter
+    app.config["XINDANG_LOGIN_RATE_LIMIT"] = "3 per minute"
+    try:
+        limiter.reset()
+        statuses = []
+        for i in range(5):
+            token = csrf_token(client)
+            statuses.append(client.post("/login", data={"username": "officer", "password": "wrong", "csrf_token": token},
+                                        headers={"X-Forwarded-For": f"10.0.0.{i}"}).status_code)
+        assert statuses[:3] == [401, 401, 401] and statuses[3:] == [429, 429]
+        refused = client.post("/login", data={"username": "officer", "password": PASSWORD,
+                                              "csrf_token": csrf_token(client)})
+        assert refused.status_code == 429 and "wait" in refused.get_data(as_text=True)
+        assert client.get("/").status_code == 302, "signed in past the limit"
+    finally:
+        app.config["XINDANG_LOGIN_RATE_LIMIT"] = "100000 per minute"
+        limiter.reset()
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example", "/\\evil.example", "/\\/evil.example",
+                                    "\\\\evil.example", "/\t/evil.example", "javascript:alert(1)", "http:evil.example",
+                                    " //evil.example"])
+def test_sign_in_and_language_switch_never_redirect_off_site(app, client, org, target):
+    """A link to the sign-in page naming another site as ``next`` (browsers read "\\" as "/" and
+    drop tabs) lands on the portal's home page, as does the language switch."""
+    token = csrf_token(client)
+    response = client.post("/login", query_string={"next": target},
+                           data={"username": "officer", "password": PASSWORD, "csrf_token": token})
+    assert response.status_code == 302 and response.headers["Location"] == "/", response.headers["Location"]
+    response = client.post("/language/en", data={"next": target, "csrf_token": csrf_token(client, "/")})
+    assert response.status_code == 302 and response.headers["Location"] == "/", response.headers["Location"]
+
+
+def test_sign_in_starts_a_new_session(app, client, org):
+    """What was in the session before sign-in (planted by whoever handed the browser over) is
+    gone after it, and the session cookie is a new one."""
+    client.get("/login")
+    with client.session_transaction() as sess:
+        sess["planted"] = "by-attacker"
+        sess["_user_id"] = "1:forged"
+    before = client.get_cookie("session").value
+    assert client.get("/").status_code == 302, "a forged user id in the session signed someone in"
+    login(client, "officer")
+    with client.session_transaction() as sess:
+        assert "planted" not in sess and sess["_user_id"] != "1:forged"
+    assert client.get_cookie("session").value != before
+    assert client.get("/").status_code == 200
+
+
+# --- hostile parameters and fields -----------------------------------------------------------
+
+BAD_VALUES = ["abc", "-1", "99999999999999999999", "2024-02-30", "9999-12-31", "0001-01-01"]
+# Whoosh query syntax a user can get wrong.
+BAD_QUERIES = ['"unclosed', "title:(", "(((", "a AND", "OR", "NOT", "*", "?", "[a TO", "{x TO y]", "field:", "~2",
+               "^3", "借款 AND (", "\\", "/", '"借款人', "'", "a" * 2000]
+_PARAM = re.compile(r"""(?:request\.(?:args|values|form)\.get(?:list)?\(\s*|_(?:int|date)_arg\(\s*|_int_list\(\s*)["']([A-Za-z_][\w-]*)["']""")
+_IN_ARGS = re.compile(r"""["']([A-Za-z_]\w*)["']\s+in\s+request\.(?:args|form)""")
+
+
+def parameters_read_by(app, endpoint: str) -> set[str]:
+    """The query or form parameters a view reads, from its source (the view and the module's
+    small helpers it calls are found by name)."""
+    view = inspect.unwrap(app.view_functions[endpoint])
+    source = inspect.getsource(view)
+    names = set(_PARAM.findall(source)) | set(_IN_ARGS.findall(source))
+    return names
+
+
+def test_list_pages_survive_bad_parameters(app, world):
+    """Every parameter every GET page reads (found in its view's source), and on lists the usual
+    ones, with each bad value: a page or a refusal with a message, never a 500."""
+    clients = signed_in_clients(app)
+    usual = {"page", "start", "end", "as_of"}
+    problems = []
+    asked = 0
+    done: set[str] = set()
+    for case in (c for c in CASES if c.method == "GET" and c.endpoint not in ("static", "bootstrap.static")):
+        role = _actor(case)
+        place = "B1" if case.scoped or case.per_place else None
+        base = case.url(world, place, ROLE_USERS[role]).split("?", 1)[0]
+        if base in done:
+            continue
+        done.add(base)
+        for name in sorted(parameters_read_by(app, case.endpoint) | (set() if case.scoped else usual)):
+            for value in BAD_VALUES:
+                response = fetch(clients[role], base, query_string={name: value})
+                asked += 1
+                if response.status_code >= 500:
+                    problems.append(f"{base}?{name}={value[:30]!r} as {role}: {response.status_code}")
+    assert asked > 250
+    assert not problems, f"{len(problems)} server errors:\n  " + "\n  ".join(problems)
+
+
+def test_malformed_search_queries_show_a_message(app, world):
+    clients = signed_in_clients(app, roles=("archivist", "loan_officer"))
+    for role, client in clients.items():
+        for query in BAD_QUERIES:
+            for extra in ({}, {"page": "999999999"}, {"sort": "date"}, {"from": "2024-02-30", "to": "x"}):
+                response = fetch(client, "/search/", query_string={"q": query, **extra})
+                assert response.status_code in (200, 422), (role, query, extra, response.status_code)
+                assert "<form" in response.get_data(as_text=True), (role, query, extra)
+
+
+def test_an_absurd_page_number_shows_the_last_page(app, world):
+    client = signed_in_clients(app, roles=("archivist",))["archivist"]
+    for path, query in (("/loans/", {}), ("/search/", {"q": "借款"}), ("/search/", {"q": ""})):
+        for page in ("99999999999", "999999999999999999999999", "-5", "0", "1.5"):
+            response = fetch(client, path, query_string={**query, "page": page})
+            assert response.status_code == 200, (path, page, response.status_code)
+
+
+def test_forms_survive_bad_fields(app, world):
+    """Every state-changing route, as someone allowed, with each field it reads (its view's
+    source and the matrix's form) set to each bad value: never a 500."""
+    clients = signed_in_clients(app)
+    problems = []
+    done: set[tuple[str, str]] = set()
+    for case in (c for c in CASES if c.method != "GET" and c.endpoint != "auth.set_language"):
+        role = _actor(case)
+        place = "B1" if case.scoped or case.per_place else None
+        path = case.url(world, place, ROLE_USERS[role])
+        fields = parameters_read_by(app, case.endpoint) | set(case.data(world, place) if case.data else {})
+        for name in sorted(fields - {"csrf_token", "files", "evidence", "file"}):
+            if (path, name) in done:
+                continue
+            done.add((path, name))
+            for value in ("abc", "2024-02-30", "9999-12-31", "99999999999999999999", "x" * 20000, "\x00"):
+                data = dict(case.data(world, place)) if case.data else {}
+                data[name] = value
+                data["csrf_token"] = clients[role].csrf
+                response = fetch(clients[role], path, "POST", data=data, content_type="multipart/form-data")
+                if response.status_code >= 500:
+                    problems.append(f"{case.label} {name}={value[:20]!r} as {role}: {response.status_code}")
+    assert not problems, f"{len(problems)} server errors:\n  " + "\n  ".join(problems)
+
+
+def test_nul_characters_never_reach_the_database(app, world):
+    """PostgreSQL refuses U+0000 in text: dropped from filters and searches, refused with a
+    message in form fields and paths — on SQLite too, so both behave alike."""
+    clients = signed_in_clients(app, roles=("archivist", "branch_director"))
+    archivist = clients["archivist"]
+    for path, query in (("/loans/", {"q": "SEC-B1\x00"}), ("/search/", {"q": "本社户\x00"}),
+                        ("/archive/transfers/new", {"q": "本社\x00"}), ("/loans/", {"officer": "\x00"})):
+        response = fetch(archivist, path, query_string=query)
+        assert response.status_code == 200, (path, query, response.status_code)
+    assert "SEC-B1-A" in fetch(archivist, "/loans/", query_string={"q": "SEC-B1\x00"}).get_data(as_text=True)
+    for path in ("/archive/number/J001%00", "/rules/P%00"):
+        response = fetch(archivist, path)
+        assert response.status_code == 422 and "NUL character" in response.get_data(as_text=True), path
+    before = fingerprint(app)
+    director = clients["branch_director"]
+    response = fetch(director, "/archive/holds", "POST",
+                     data={"csrf_token": director.csrf, "kind": "legal", "reason": "诉讼\x00", "volume_id": "1"})
+    assert response.status_code == 422 and "NUL character" in response.get_data(as_text=True)
+    response = fetch(archivist, "/login", "POST", data={"csrf_token": archivist.csrf, "username": "a\x00", "password": "x"})
+    assert response.status_code in (302, 422)
+    assert fingerprint(app) == before
+
+
+@pytest.mark.parametrize("path", ["/loans/abc", "/loans/borrowers/-1", "/archive/documents/1e3", "/postloan/loans/0x10",
+                                  "/archive/lending/99999999999999999999", "/postloan/files/%00"])
+def test_non_numeric_and_absurd_ids_are_not_found(app, client, org, path):
+    login(client, "archivist")
+    response = fetch(client, path)
+    assert response.status_code == 404 and "does not exist" in response.get_data(as_text=True)
