@@ -7,7 +7,7 @@ export FLASK_APP := portal
 # Without a terminal, pytest-xdist uses both cores.
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test test-sqlite test-postgres setup system-deps translations db clean
+.PHONY: run test test-sqlite test-postgres test-e2e setup system-deps translations db clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 ($(PYTHON)) is needed"; exit 1; }
@@ -37,11 +37,17 @@ test: setup
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
 
+# The browser journeys (tests/e2e) run separately with `make test-e2e` until they are proven
+# stable on a loaded 2-core CI machine (one timed out there under load in their first week).
 test-sqlite: setup
-	XINDANG_TEST_DB=sqlite $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	XINDANG_TEST_DB=sqlite $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --ignore=tests/e2e $(PYTEST_ARGS)
 
 test-postgres: setup
-	XINDANG_TEST_DB=postgresql $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	XINDANG_TEST_DB=postgresql $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --ignore=tests/e2e $(PYTEST_ARGS)
+
+test-e2e: setup
+	XINDANG_TEST_DB=sqlite $(BIN)/python -m pytest -q tests/e2e $(PYTEST_ARGS)
+	XINDANG_TEST_DB=postgresql $(BIN)/python -m pytest -q tests/e2e $(PYTEST_ARGS)
 
 .PHONY: bench-load
 # 100,000 loans, 50,000 documents, 20 users under gunicorn on loopback (bench/load.md); BENCH_ARGS="--db postgresql" …

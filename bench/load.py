@@ -1,7 +1,8 @@
 """Load benchmark: the portal under gunicorn on loopback, a county's worth of data, 20 users.
 
     .venv/bin/python bench/load.py [--loans 100000] [--documents 50000] [--users 20]
-                                   [--duration 60] [--warmup 10] [--db sqlite|postgresql]
+                                   [--duration 30] [--warmup 5] [--mode each|mixed|both]
+                                   [--db sqlite|postgresql] [--keep DIR] [--json FILE]
 
 1. **Data**, in a new instance folder (SQLite file there, or a new schema of the PostgreSQL
    database ``--pg-url``): the schema by ``flask db upgrade``; one provincial union, two counties
@@ -12,15 +13,19 @@
    search index is built by ``flask search reindex``, the portal's own path.
 2. **Server**: ``gunicorn -w 4 -k gthread --threads 4`` on a free port of 127.0.0.1 with
    ``wsgi:app`` (production configuration, the portal's own search drainer in each worker).
-3. **Load**: ``--users`` threads, each signed in as its own user (loan officers, directors and
-   archivists of different branches, county auditors, a county director, the union admin), each
-   with one keep-alive connection, asking in turn and without pause for: the loan list (a random
-   page of the user's scope), a loan page (a random loan of the scope), a search (a random word,
-   phrase, name or contract number), the home page, the audit dashboard, and, as the floor, a
-   static file and the health check served by the same gunicorn. ``--warmup`` seconds are not
-   counted; then ``--duration`` seconds are. Bounded: at most 64 users, 900 s, loopback only.
-4. **Report**: requests, throughput, p50/p95/p99 per page and the ratio of each p50 to the
-   static floor's; JSON to stdout (``--json`` to a file), a Markdown table to stderr.
+3. **Load**: ``--users`` threads, each signed in once as its own user (loan officers, directors
+   and archivists of different branches, county auditors, a county director, the union admin),
+   each with one keep-alive connection, asking without pause (no think time: 20 such users are
+   the work of many more people) for: the loan list (a random page of the user's scope), a loan
+   page (a random loan of the scope), a search (a random word, phrase, name or contract number),
+   the home page, the audit dashboard, and, as the floor, a static file and the health check
+   served by the same gunicorn. Phases (``--mode``): each page alone, then all of them at once,
+   each user taking them in turn. In each phase ``--warmup`` seconds are not counted, then
+   ``--duration`` seconds are. Bounded: at most 64 users, 900 s a phase, loopback only.
+4. **Report**: requests, throughput, p50/p95/p99 per page, the ratio of each p50 to the static
+   floor's, and the CPU time the gunicorn workers spent per request (from /proc: what a page
+   costs, whatever else the machine runs; PostgreSQL's own processes are not in it); JSON to
+   stdout (``--json`` to a file too), Markdown tables to stderr.
 
 Goal (issue 6): p95 under 200 ms for each page. Figures and what they mean: bench/load.md.
 """
@@ -47,7 +52,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -56,7 +61,7 @@ BIN = Path(sys.executable).parent
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PASSWORD = "load-bench-password-42"
 MAX_USERS, MAX_SECONDS = 64, 900
-BRANCHES_PER_COUNTY = 10
+COUNTIES, BRANCHES_PER_COUNTY = 2, 10
 DOCS_PER_FILE = 4
 PAGES = ["loan_list", "loan_page", "search", "home", "dashboard", "static", "health"]
 FLOOR = "static"
@@ -103,9 +108,9 @@ def free_port() -> int:
 
 @dataclass
 class Dataset:
-    branches: list[dict] = field(default_factory=list)   # code, id, county, loan id range
-    counties: list[dict] = field(default_factory=list)   # code, id, branch codes
-    users: list[dict] = field(default_factory=list)      # username, role, level, scope code
+    branches: list[dict] = field(default_factory=list)   # code, id, county, first and last loan id
+    counties: list[dict] = field(default_factory=list)   # code, id, branch codes, loan id ranges
+    users: list[dict] = field(default_factory=list)      # username, role, loan id ranges in scope
     loans: int = 0
     documents: int = 0
     names: list[str] = field(default_factory=list)       # borrower names that have documents
@@ -126,8 +131,9 @@ def _chunks(rows: list[dict], size: int = 5000):
         yield rows[start:start + size]
 
 
-def build(env: dict, n_loans: int, n_documents: int, seed: int = 7) -> Dataset:
-    """Write the data set with bulk inserts (the schema must exist)."""
+def build(n_loans: int, n_documents: int, seed: int = 7) -> Dataset:
+    """Write the data set with bulk inserts into the database the environment names (its schema
+    made by ``flask db upgrade``)."""
     from sqlalchemy import insert, text
 
     from portal import create_app
@@ -146,8 +152,7 @@ def build(env: dict, n_loans: int, n_documents: int, seed: int = 7) -> Dataset:
     started = time.monotonic()
     with app.app_context():
         create_institution(None, "LP", "湘南省农村信用社联合社", "province")
-        n_counties = 2
-        for c in range(1, n_counties + 1):
+        for c in range(1, COUNTIES + 1):
             county = f"LC{c}"
             create_institution(None, county, f"第{c}县农村信用合作联社", "county", "LP")
             codes = []
@@ -268,15 +273,17 @@ def build(env: dict, n_loans: int, n_documents: int, seed: int = 7) -> Dataset:
                     "archived_at": now if state == "archived" else None})
                 texts.append({"document_id": doc_id, "text": body, "status": "ok", "method": "docx",
                               "chars": len(body), "extracted_at": now})
-                if len(data.names) < 2000:
-                    data.names.append(person["name"])
-                    data.contracts.append(loan["contract_no"])
+                data.names.append(person["name"])
+                data.contracts.append(loan["contract_no"])
         for rows, model in ((volumes, Volume), (documents, Document), (texts, DocumentText)):
             for chunk in _chunks(rows, 2000):
                 db.session.execute(insert(model), chunk)
             db.session.commit()
             log(f"  {len(rows)} {model.__tablename__} rows")
         data.documents = doc_id
+        # Names and contract numbers to search for, from every branch (users search their own).
+        data.names = rng.sample(sorted(set(data.names)), min(2000, len(set(data.names))))
+        data.contracts = rng.sample(sorted(set(data.contracts)), min(2000, len(set(data.contracts))))
         if db.engine.dialect.name == "postgresql":  # explicit ids: move the sequences past them
             for table in ("borrower", "loan", "archive_volume", "archive_document"):
                 db.session.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
@@ -562,7 +569,8 @@ def with_floor(rows: dict) -> dict:
 def markdown(result: dict) -> str:
     lines = [f"{result['loans']:,} loans, {result['documents']:,} documents, {result['users']} users, "
              f"{result['database']}, gunicorn {result['workers']}×{result['threads']} gthread, "
-             f"{result['duration_s']} s measured after {result['warmup_s']} s warm-up per phase"]
+             f"{result['duration_s']} s measured after {result['warmup_s']} s warm-up per phase; "
+             f"machine load average {result['load_average']['before']} before, {result['load_average']['after']} after"]
     titles = {"each": "Each page alone (all users on that page)", "mixed": "All pages at once (each user in turn)"}
     for phase, rows in result["phases"].items():
         total = round(sum(r["requests"] for r in rows.values()) / result["duration_s"], 1)
@@ -585,8 +593,8 @@ def main() -> int:
     parser.add_argument("--loans", type=int, default=100_000)
     parser.add_argument("--documents", type=int, default=50_000)
     parser.add_argument("--users", type=int, default=20)
-    parser.add_argument("--duration", type=float, default=60)
-    parser.add_argument("--warmup", type=float, default=10)
+    parser.add_argument("--duration", type=float, default=30, help="seconds measured in each phase")
+    parser.add_argument("--warmup", type=float, default=5, help="seconds not counted before each phase")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
@@ -626,7 +634,7 @@ def main() -> int:
             t0 = time.monotonic()
             flask(env, "db", "upgrade")
             log(f"data: {args.loans} loans, {args.documents} documents")
-            data = build(env, args.loans, args.documents, args.seed)
+            data = build(args.loans, args.documents, args.seed)
             data.seconds["schema"] = round(time.monotonic() - t0 - data.seconds["rows"], 1)
             log(f"  rows written in {data.seconds['rows']} s; search index: flask search reindex")
             t0 = time.monotonic()
@@ -665,8 +673,8 @@ def main() -> int:
             errors += errs
         result = {
             "date": datetime.now().isoformat(timespec="seconds"),
-            "machine": f"{os.cpu_count()} CPUs, {platform.platform()}, load average before the run "
-                       f"{load_before[0]:.1f}",
+            "machine": f"{os.cpu_count()} CPUs, {platform.platform()}",
+            "load_average": {"before": round(load_before[0], 1), "after": round(os.getloadavg()[0], 1)},
             "python": platform.python_version(), "database": args.db, "loans": data.loans,
             "documents": data.documents, "users": args.users, "workers": args.workers, "threads": args.threads,
             "warmup_s": args.warmup, "duration_s": args.duration, "build_seconds": data.seconds,

@@ -42,7 +42,6 @@ import random
 import re
 import shutil
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
@@ -628,6 +627,7 @@ def run_size(n: int, workdir: Path, rounds: int, recall_phrases: int, recall_nam
     print(f"[{n}] corpus and texts", file=sys.stderr, flush=True)
     texts_path = workdir / f"texts-{n}.db"
     texts, blobs, raw_bytes = build_texts(corpus, n, texts_path)
+    load_indexing = os.getloadavg()[0]
     built = workdir / f"build-{n}.json"
     if reuse and built.exists():
         # Indexes built by an earlier run in this folder: measure again without rebuilding.
@@ -662,6 +662,7 @@ def run_size(n: int, workdir: Path, rounds: int, recall_phrases: int, recall_nam
     recall = {"whoosh": measure_recall(blobs, names, phrases, whoosh_find),
               "fts5": measure_recall(blobs, names, phrases, fts_find)}
 
+    load_before_latency = os.getloadavg()[0]
     print(f"[{n}] latency", file=sys.stderr, flush=True)
     with idx.searching() as searcher:
         segments = len(searcher.reader().leaf_readers()) if hasattr(searcher.reader(), "leaf_readers") else 1
@@ -676,6 +677,7 @@ def run_size(n: int, workdir: Path, rounds: int, recall_phrases: int, recall_nam
                  "index_bytes": fts["size"], "size_ratio": fts["size"] / raw_bytes,
                  "recall": recall["fts5"], "latency": summarise(latency["samples"]["fts5"])},
         "count_mismatches": latency["count_mismatches"],
+        "load_average": {"indexing": load_indexing, "latency": (load_before_latency + os.getloadavg()[0]) / 2},
     }
 
 
@@ -715,6 +717,11 @@ def report(results: list[dict], args, started: datetime) -> str:
         for label, (p50, p95) in wl["by_query"].items():
             fp50, fp95 = fl["by_query"][label]
             lines.append(f"| {label} | {p50:.1f} / {p95:.1f} | {fp50:.1f} / {fp95:.1f} |")
+        load = r.get("load_average")
+        if load:
+            lines.append(f"Load average (1 min) of the machine: {load['indexing']:.1f} when indexing started, "
+                         f"{load['latency']:.1f} during the latency runs; on {os.cpu_count()} cores anything above "
+                         f"{os.cpu_count()} means the figures measured in wall-clock time include waiting for a core.")
         lines.append("")
     return "\n".join(lines) + "\n"
 

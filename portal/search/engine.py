@@ -21,7 +21,7 @@ import threading
 from bisect import bisect_left, bisect_right
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from itertools import accumulate, chain, repeat
+from itertools import chain, repeat
 from operator import add, and_, floordiv, lshift, mul, rshift, sub, truediv
 
 from whoosh.codec.whoosh3 import LENGTHS_COLUMN, _lenfield

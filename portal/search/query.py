@@ -398,7 +398,7 @@ def search_documents(user, text: str, filters: Filters | None = None, *, page: i
     from ..archive.models import LIVE_STATES, Document
     from ..archive.services import content_access
     from ..extensions import db
-    from ..rules.service import rules_for
+    from ..archive.labels import doc_type_names
     from .analysis import get_analyzer
     from .index import IndexBusy, current_index
     from .models import DocumentText
@@ -450,7 +450,7 @@ def search_documents(user, text: str, filters: Filters | None = None, *, page: i
     if idx.needs_rebuild or (pending is None and queue_length() > PENDING_EXCLUSION_LIMIT):
         result.notice = _("The search index is being rebuilt; results may be incomplete for a while.")
     result.total = found.total
-    names = {d.code: d.name_zh for d in rules_for(user.institution).document_types()}
+    names = doc_type_names(user.institution)
     result.facets = sorted(((code, names.get(code, code), count) for code, count in found.facets.items()),
                            key=lambda f: (-f[2], f[0]))
     ids = [i for i, _s in hit_ids]

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from flask import Flask, current_app
-from sqlalchemy import and_, delete, event, func, insert, literal, or_, select, update
+from sqlalchemy import and_, case, delete, event, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..accounts.models import Institution
@@ -46,7 +46,7 @@ from ..extensions import db
 from ..loans.models import Borrower, Loan
 from ..timeutil import utcnow
 from .index import IndexBusy, current_index
-from .models import DocumentText, QueueOp, SearchQueue, TextStatus
+from .models import DocumentText, QueueOp, SearchQueue
 from .records import load_records
 from .schema import document_fields
 
@@ -142,8 +142,6 @@ def enqueue_all() -> int:
     One INSERT … SELECT; the caller commits."""
     now = utcnow()
     has_text = select(DocumentText.document_id).where(DocumentText.document_id == Document.id).exists()
-    from sqlalchemy import case
-
     op = case((has_text, literal(QueueOp.INDEX.value)), else_=literal(QueueOp.EXTRACT.value))
     stmt = insert(SearchQueue.__table__).from_select(
         ["document_id", "op", "enqueued_at", "attempts"],

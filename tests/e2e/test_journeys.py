@@ -10,6 +10,7 @@ the menus, links, forms and buttons on the pages, asserting what each of them se
 """
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
@@ -20,6 +21,7 @@ except ImportError:  # the ``browser`` fixture skips (or, on CI, fails) with the
     expect = None
 
 from conftest import make_loan, make_org
+from portal.archive.services import collect_document
 from portal.extensions import db
 from portal.timeutil import local_today
 
@@ -63,6 +65,8 @@ def test_a_union_admin_enables_a_plugin_and_changes_a_setting(portal, app):
     page.get_by_role("button", name="Save settings").click()
     expect(page.locator(".alert-danger").first).to_be_visible()
     expect(page.locator(".alert-success")).to_have_count(0)
+    page.get_by_role("link", name="Rules", exact=True).click()
+    expect(page.get_by_label("Routine interval for A and BBB (days)")).to_have_value("90")
 
     page.get_by_label("Routine interval for A and BBB (days)").fill("45")
     page.get_by_role("button", name="Save settings").click()
@@ -118,18 +122,22 @@ def test_an_officer_records_an_inspection_and_the_director_signs_it_off(portal, 
     expect(director.locator("#inspection-status")).to_have_text("Signed off")
     expect(director.get_by_text("in the credit file", exact=True)).to_be_visible()
 
-    report = pdf_text(portal.open_pdf(director, director.get_by_role("link", name="Report (PDF)")))
-    assert contract in report and "赵春生" in report and "大棚蔬菜长势良好" in report
+    report = portal.open_pdf(director, director.get_by_role("link", name="Report (PDF)"))
+    text = "".join(pdf_text(report).split())  # lines wrap inside words
+    assert contract in text and "赵春生" in text and "大棚蔬菜长势良好" in text and "同意,继续跟踪" in text
     director.go_back()
 
-    # The report is in the borrower's credit file, waiting for the archivist.
-    director.locator("h1").get_by_role("link", name=contract).click()
-    director.locator("h1").get_by_role("link", name=contract).click()
+    # The same report is in the borrower's credit file, waiting for the archivist.
+    director.locator("h1").get_by_role("link", name=contract).click()  # the loan's post-loan page
+    director.locator("h1").get_by_role("link", name=contract).click()  # the loan
     director.get_by_role("link", name="Credit file", exact=True).click()
     expect(director.locator("h1")).to_contain_text("赵春生")
     row = director.locator("tr[data-document]", has_text=f"inspection_report-{contract}-{today}.pdf")
     expect(row).to_have_count(1)
     expect(row.locator("[data-state]")).to_have_attribute("data-state", "collected")
+    row.get_by_role("link").first.click()
+    _name, filed = portal.download(director, director.get_by_role("link", name="Download"))
+    assert filed == report
 
 
 # --- (c) the archivist's document, from upload to lending ----------------------------------------
@@ -223,10 +231,6 @@ def test_an_archivist_files_a_document_finds_it_by_a_chinese_phrase_and_lends_it
 # --- (d) the completeness audit -------------------------------------------------------------------
 
 def test_a_county_auditor_runs_the_completeness_audit_and_downloads_its_pdf(portal, app):
-    import io
-
-    from portal.archive.services import collect_document
-
     with app.app_context():
         org = make_org()
         complete_ish = make_loan(org.inst("B1"), org.user("officer"), borrower_name="陈立新")

@@ -116,7 +116,6 @@ def search_as(app, username: str, text: str, **kwargs):
     """search_documents as this user, inside a short app context; returns (total, ids, page)."""
     from portal.search.query import search_documents
 
-    from conftest import ORG_USERS  # noqa: F401 - the users exist through make_org
     from portal.accounts.models import User
 
     with app.test_request_context():

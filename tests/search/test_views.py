@@ -15,7 +15,7 @@ def hits(page: str) -> list[int]:
 
 
 def total(page: str) -> int:
-    match = re.search(r"(\d+) documents found", page)
+    match = re.search(r"(\d+) documents? found", page)
     assert match, "no total on the page"
     return int(match.group(1))
 
