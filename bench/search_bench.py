@@ -684,7 +684,7 @@ def run_size(n: int, workdir: Path, rounds: int, recall_phrases: int, recall_nam
 def report(results: list[dict], args, started: datetime) -> str:
     lines = ["# Search benchmark: Whoosh (the portal's index) and SQLite FTS5", "",
              f"Run {started:%Y-%m-%d %H:%M} UTC with `.venv/bin/python bench/search_bench.py "
-             f"--sizes {args.sizes} --rounds {args.rounds}{' --reuse' if args.reuse else ''}` on {platform.machine()}, {os.cpu_count()} cores "
+             f"--sizes {args.sizes} --rounds {args.rounds} --procs {args.procs}{' --reuse' if args.reuse else ''}` on {platform.machine()}, {os.cpu_count()} cores "
              f"(shared with other work), Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}. "
              "See the module docstring for what each figure measures.", ""]
     for r in results:
