@@ -361,15 +361,28 @@ class SearchPage:
         return max(1, -(-self.total // self.per_page))
 
 
-def readable_node(user):
-    """The documents whose text ``user`` may read (``portal.archive.services.reads_directly``,
-    plus their issued digital lendings), as a node; None when that is every document in scope."""
+def lent_document_ids(user) -> list[int]:
+    """Documents ``user`` may read through an issued, not yet due, digital lending (the
+    condition of ``portal.archive.services.active_lending_for``), in one query."""
     from sqlalchemy import select
 
-    from ..accounts.scope import can
-    from ..archive.models import DocState, Lending, LendingState, lending_item
+    from ..archive.models import Lending, LendingState, lending_item
     from ..extensions import db
     from ..timeutil import local_today
+
+    lent = db.session.execute(
+        select(lending_item.c.document_id).join(Lending, Lending.id == lending_item.c.lending_id)
+        .where(Lending.requester_id == user.id, Lending.state == LendingState.ISSUED.value,
+               Lending.medium == "digital", Lending.due_on >= local_today())).scalars()
+    return list(dict.fromkeys(lent))
+
+
+def readable_node(user, lent: list[int] | None = None):
+    """The documents whose text ``user`` may read (``portal.archive.services.reads_directly``,
+    plus their issued digital lendings, ``lent`` if already read), as a node; None when that is
+    every document in scope."""
+    from ..accounts.scope import can
+    from ..archive.models import DocState
 
     if can(user, "archive.read"):
         return None
@@ -377,11 +390,9 @@ def readable_node(user):
     if can(user, "archive.upload"):
         nodes.extend(engine.Terms("state", s) for s in (DocState.COLLECTED.value, DocState.SORTED.value,
                                                          DocState.FILED.value))
-    lent = db.session.execute(
-        select(lending_item.c.document_id).join(Lending, Lending.id == lending_item.c.lending_id)
-        .where(Lending.requester_id == user.id, Lending.state == LendingState.ISSUED.value,
-               Lending.medium == "digital", Lending.due_on >= local_today())).scalars()
-    nodes.extend(engine.Terms("id", str(i)) for i in dict.fromkeys(lent))
+    if lent is None:
+        lent = lent_document_ids(user)
+    nodes.extend(engine.Terms("id", str(i)) for i in lent)
     return engine.AnyOf(tuple(nodes))
 
 
@@ -392,16 +403,11 @@ def search_documents(user, text: str, filters: Filters | None = None, *, page: i
     A query that cannot be understood comes back with ``error`` set, never an exception."""
     from flask import current_app
     from flask_babel import gettext as _
-    from sqlalchemy import select
 
-    from ..accounts.scope import check, can, is_global, scoped
-    from ..archive.models import LIVE_STATES, Document
-    from ..archive.services import content_access
-    from ..extensions import db
+    from ..accounts.scope import can, check, is_global
     from ..archive.labels import doc_type_names
     from .analysis import get_analyzer
     from .index import IndexBusy, current_index
-    from .models import DocumentText
     from .queue import pending_document_ids, queue_length
 
     check(user, "search.use")
@@ -425,9 +431,11 @@ def search_documents(user, text: str, filters: Filters | None = None, *, page: i
         if not has_filter:
             return result
     result.searched = True
+    reads_all = can(user, "archive.read")
+    lent = [] if reads_all else lent_document_ids(user)
     plan = build_plan(parsed, scope_path=None if is_global(user) else user.institution.path, filters=filters,
                       analyzer=analyzer, id_numbers=can(user, "borrower.view_id_number"),
-                      readable=readable_node(user))
+                      readable=readable_node(user, lent))
     # Documents whose change is not indexed yet are left out rather than shown as they were
     # (a document transferred away must not be counted where it was).
     pending = pending_document_ids(PENDING_EXCLUSION_LIMIT)
@@ -455,17 +463,42 @@ def search_documents(user, text: str, filters: Filters | None = None, *, page: i
                            key=lambda f: (-f[2], f[0]))
     ids = [i for i, _s in hit_ids]
     if ids:
-        stmt = scoped(select(Document).where(Document.id.in_(ids), Document.state.in_(LIVE_STATES)), Document, user)
-        docs = {d.id: d for d in db.session.execute(stmt).scalars()}
-        texts = dict(db.session.execute(select(DocumentText.document_id, DocumentText.text)
-                                        .where(DocumentText.document_id.in_(list(docs)))).all())
-        terms = parsed.highlight_terms()
-        for doc_id, score in hit_ids:
-            doc = docs.get(doc_id)
-            if doc is None:
-                continue   # changed since it was indexed; its queued update will fix the index
-            title = f"{names.get(doc.doc_type, doc.doc_type)} · {doc.borrower.name}"
-            readable = content_access(user, doc)[0]
-            result.hits.append(SearchHit(document=doc, score=score, title=highlight(title, terms, whole=True),
-                                         snippet=highlight(texts.get(doc_id, ""), terms) if readable else Markup("")))
+        result.hits = _hits(user, hit_ids, parsed.highlight_terms(), names, set(lent))
     return result
+
+
+def _hits(user, hit_ids: list[tuple[int, float]], terms: list[str], names: dict[str, str],
+          lent: set[int]) -> list[SearchHit]:
+    """The page's hits with their highlights, in two queries whatever the page size: the documents
+    with their borrower, loan and institution (checked against the user's scope again: the index
+    may lag behind a transfer), and the texts of those whose content the user may read."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import contains_eager, joinedload
+
+    from ..accounts.models import Institution
+    from ..accounts.scope import is_global
+    from ..archive.models import LIVE_STATES, Document
+    from ..archive.services import reads_directly
+    from ..extensions import db
+    from .models import DocumentText
+
+    stmt = (select(Document).join(Document.institution)
+            .where(Document.id.in_([i for i, _s in hit_ids]), Document.state.in_(LIVE_STATES))
+            .options(contains_eager(Document.institution), joinedload(Document.borrower),
+                     joinedload(Document.loan)))
+    if not is_global(user):
+        stmt = stmt.where(Institution.path.startswith(user.institution.path, autoescape=True))
+    docs = {d.id: d for d in db.session.execute(stmt).unique().scalars()}
+    # What content_access() decides per document, without a query per document.
+    readable = {i for i, d in docs.items() if d.live and (reads_directly(user, d) or i in lent)}
+    texts = dict(db.session.execute(select(DocumentText.document_id, DocumentText.text)
+                                    .where(DocumentText.document_id.in_(sorted(readable)))).all()) if readable else {}
+    hits = []
+    for doc_id, score in hit_ids:
+        doc = docs.get(doc_id)
+        if doc is None:
+            continue   # changed since it was indexed; its queued update will fix the index
+        title = f"{names.get(doc.doc_type, doc.doc_type)} · {doc.borrower.name}"
+        hits.append(SearchHit(document=doc, score=score, title=highlight(title, terms, whole=True),
+                              snippet=highlight(texts.get(doc_id, ""), terms) if doc_id in readable else Markup("")))
+    return hits

@@ -121,3 +121,75 @@ def test_who_may_search(app, world, client):
     assert client.get("/search/?q=借款").status_code == 302          # sign in first
     login(client, "admin")                                           # the operator sees no archive
     assert client.get("/search/?q=借款").status_code == 403
+
+
+def _statements(app, client, url: str) -> tuple[str, int]:
+    """The page, and how many SQL statements answering it took."""
+    from sqlalchemy import event
+
+    count = [0]
+
+    def counter(*_args):
+        count[0] += 1
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", counter)
+    try:
+        page = client.get(url).get_data(as_text=True)
+    finally:
+        event.remove(engine, "before_cursor_execute", counter)
+    return page, count[0]
+
+
+def test_a_results_page_takes_the_same_queries_however_many_hits(app, world, client):
+    """Loans, borrowers, institutions and texts of the hits are read in one query per kind, not
+    one per hit (a page of 20 hits once took 50 small queries)."""
+    first = add_document(app, world, docx_bytes("贷后检查：借款人挪用贷款资金"), "检查.docx", doc_type="inspection_report")
+    drain_all(app)
+    login(client, "county_archivist")
+    client.get("/search/?q=挪用贷款资金")                                   # warm caches (rules, dictionary)
+    page, one_hit = _statements(app, client, "/search/?q=挪用贷款资金")
+    assert hits(page) == [first]
+    more = [add_document(app, world, docx_bytes(f"贷后检查{n}：借款人挪用贷款资金"), "检查.docx",
+                         branch="B1" if n % 2 else "B2", doc_type="inspection_report") for n in range(5)]
+    drain_all(app)
+    page, six_hits = _statements(app, client, "/search/?q=挪用贷款资金")
+    assert sorted(hits(page)) == sorted([first, *more])
+    assert "李秀英" in page and "王建国" in page and page.count("<mark>挪用贷款资金</mark>") == 6
+    assert six_hits == one_hit
+    assert one_hit <= 12
+
+
+def test_a_lending_opens_the_snippet_of_the_lent_document_only(app, world, client):
+    """A loan officer sees the snippet of an archived document only while an issued digital
+    lending covers it (decided for the whole page at once)."""
+    from datetime import timedelta
+
+    from portal.archive.models import Document, Lending, LendingState
+    from portal.archive.services import archive_document, file_document, sort_document
+    from portal.timeutil import local_today
+
+    docs = [add_document(app, world, docx_bytes(f"贷后检查：借款人挪用贷款资金，第{n}份"), "检查.docx",
+                         doc_type="inspection_report") for n in range(2)]
+    with app.app_context():
+        archivist = world.org.user("archivist")
+        for doc_id in docs:
+            document = db.session.get(Document, doc_id)
+            sort_document(archivist, document)
+            file_document(archivist, document)
+            archive_document(archivist, document)
+        officer = world.org.user("officer")
+        lending = Lending(institution_id=document.institution_id, volume_id=document.volume_id,
+                          requester_id=officer.id, state=LendingState.ISSUED.value, medium="digital",
+                          reason="复核", days=3, due_on=local_today() + timedelta(days=3))
+        lending.documents.append(db.session.get(Document, docs[0]))
+        db.session.add(lending)
+        db.session.commit()
+    drain_all(app)
+    login(client, "officer")
+    page = client.get("/search/?q=王建国").get_data(as_text=True)
+    assert sorted(hits(page)) == sorted(docs)
+    assert page.count('class="small xd-snippet"') == 0               # the name is no text match
+    page = client.get("/search/?q=挪用贷款资金").get_data(as_text=True)
+    assert hits(page) == [docs[0]] and "第0份" in page and "第1份" not in page
