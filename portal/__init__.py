@@ -21,12 +21,37 @@ from .extensions import babel, bootstrap, csrf, db, limiter, login_manager, migr
 PUBLIC_ENDPOINTS = {"auth.login", "auth.set_language", "static", "bootstrap.static", "main.health"}
 
 
+# The largest id a record can have: primary keys are INTEGER columns, 32-bit on PostgreSQL.
+MAX_ID = 2**31 - 1
+
+
+def _digits_at_most(limit: int) -> str:
+    """A regular expression matching the decimal numbers from 0 to ``limit`` in ASCII digits
+    (``\\d`` would take other scripts' digits too; leading zeros within ``limit``'s length
+    allowed): shorter numbers, then each digit of ``limit`` lowered once with any digits after
+    it, then ``limit`` itself."""
+    top = str(limit)
+    choices = [f"[0-9]{{1,{len(top) - 1}}}"] if len(top) > 1 else []
+    for i, digit in enumerate(top):
+        if digit != "0":
+            rest = len(top) - i - 1
+            choices.append(f"{top[:i]}[0-{int(digit) - 1}]" + (f"[0-9]{{{rest}}}" if rest else ""))
+    choices.append(top)
+    return "(?:" + "|".join(choices) + ")"
+
+
 class BoundedIntConverter(IntegerConverter):
-    """``<int:…>`` that matches only ids a database column can hold (at most 2**63 - 1)."""
+    """``<int:…>`` that matches only ids a primary key column can hold (up to ``MAX_ID``): any
+    other number names no record (404), instead of reaching the database, which refuses it
+    ("integer out of range", a 500 on PostgreSQL). The bound is in the pattern, not only in
+    ``max``: werkzeug checks ``max`` after the method, so a POST to ``/x/<huge>`` where the
+    same path also has a GET rule would be answered 405 instead of 404."""
 
     def __init__(self, map, *args: Any, **kwargs: Any) -> None:  # noqa: A002 - werkzeug's name
-        kwargs.setdefault("max", 2**63 - 1)
+        kwargs.setdefault("max", MAX_ID)
         super().__init__(map, *args, **kwargs)
+        if not self.signed and self.max == MAX_ID:
+            self.regex = _digits_at_most(MAX_ID)
 
 
 def create_app(config: str | Config | None = None, **overrides: Any) -> Flask:
@@ -132,8 +157,8 @@ def _init_babel(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    # Before any rule is added: an id in a URL beyond 64 bits names no record (404), instead of
-    # reaching the database driver, which cannot bind it (a 500 on SQLite).
+    # Before any rule is added: an id in a URL beyond what a primary key holds names no record
+    # (404), instead of reaching the database, which refuses it (a 500).
     app.url_map.converters["int"] = BoundedIntConverter
 
     from .accounts.views import bp as accounts_bp

@@ -11,8 +11,7 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length
 
-from .accounts.services import authenticate
-from .audit.trail import record_event
+from .accounts.services import authenticate, end_sessions
 from .extensions import db, limiter
 
 bp = Blueprint("auth", __name__)
@@ -67,8 +66,7 @@ def login():
 @bp.route("/logout", methods=["POST"])
 def logout():
     if current_user.is_authenticated:
-        record_event(current_user, "user.logout", "user", current_user.username, {},
-                     institution_id=current_user.institution_id)
+        end_sessions(current_user._get_current_object())
         db.session.commit()
     logout_user()
     session.clear()

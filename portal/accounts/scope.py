@@ -20,6 +20,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import ColumnElement, Select, select, true
 
+from .. import MAX_ID
 from ..errors import NotFound, PermissionDenied
 from ..extensions import db
 from .models import Institution, Role, User
@@ -160,9 +161,20 @@ def institution_visible(user: User, institution: Institution) -> bool:
     return is_global(user) or institution.path.startswith(user.institution.path)
 
 
+def parse_id(raw: Any) -> int | None:
+    """The id a query parameter or form field names, or None if no record can have it: not
+    plain ASCII digits ("²" passes ``str.isdigit`` but not ``int``), 0, or beyond ``MAX_ID``
+    (PostgreSQL refuses such a number next to an INTEGER column: a 500 instead of "no such")."""
+    text = str(raw if raw is not None else "").strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_ID)):
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_ID else None
+
+
 def get_scoped_or_404(model: type, ident: Any, user: User):
     """The object if it exists and lies in the user's subtree, else 404 (never 403)."""
-    if isinstance(ident, int) and abs(ident) >= 2**63:  # from a form field; no driver can bind it
+    if isinstance(ident, int) and not 0 < ident <= MAX_ID:  # from a form field; no record has it
         raise NotFound(_("The page or record does not exist, or is outside your institution."))
     stmt = scoped(select(model).where(model.id == ident), model, user)
     obj = db.session.execute(stmt).scalar_one_or_none()

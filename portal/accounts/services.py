@@ -165,6 +165,13 @@ def authenticate(username: str, password: str) -> tuple[User | None, str | None]
 _DUMMY_HASH = _hasher.hash("not-a-password")
 
 
+def end_sessions(user: User) -> None:
+    """Sign the user out of every browser: a new session token makes each session cookie issued
+    before (a copy of one too) name a session that no longer exists. Called on sign-out."""
+    user.session_token = secrets.token_hex(8)
+    record_event(user, "user.logout", "user", user.username, {}, institution_id=user.institution_id)
+
+
 def set_password(actor: User | None, user: User, password: str) -> None:
     _check_password(password)
     user.password_hash = hash_password(password)

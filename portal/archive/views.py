@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from ..accounts.models import Institution
-from ..accounts.scope import (can, check, get_scoped_or_404, in_scope, institution_visible, require,
+from ..accounts.scope import (can, check, get_scoped_or_404, in_scope, institution_visible, parse_id, require,
                               visible_institutions)
 from ..audit.models import AuditEvent
 from ..errors import InvalidInput, NotFound, XindangError
@@ -53,13 +53,12 @@ def _done(message: str, endpoint: str, **values):
 
 
 def _int_list(name: str) -> list[int]:
-    return [int(v) for v in request.form.getlist(name) if v.isdigit() and len(v) < 12]
+    return [i for i in map(parse_id, request.form.getlist(name)) if i is not None]
 
 
 def _form_id(raw: str | None) -> int:
     """An id from a form field; 0 (no such row) unless it is a number the database can bind."""
-    raw = (raw or "").strip()
-    return int(raw) if raw.isdigit() and len(raw) < 12 else 0
+    return parse_id(raw) or 0
 
 
 def _pdf_response(data: bytes, filename: str) -> Response:
@@ -218,8 +217,8 @@ def upload(borrower_id: int):
         else:
             loan = get_scoped_or_404(Loan, form.loan.data, current_user) if form.loan.data else None
             version_of = None
-            if (form.version_of.data or "").isdigit():
-                version_of = get_scoped_or_404(Document, int(form.version_of.data), current_user)
+            if (form.version_of.data or "").isdigit():  # "²" too: found by no id, 404
+                version_of = get_scoped_or_404(Document, _form_id(form.version_of.data), current_user)
             for upload_file in request.files.getlist(form.files.name):
                 if not upload_file or not upload_file.filename:
                     continue

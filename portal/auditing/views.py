@@ -70,7 +70,7 @@ def _institution(param: str = "institution") -> Institution:
     raw = (request.values.get(param) or "").strip()
     if not raw:
         return current_user.institution
-    if not raw.isdigit() or len(raw) > 9:   # beyond any id (and PostgreSQL's integer)
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:   # beyond any id (and PostgreSQL's integer); not "²"
         raise _not_found()
     inst = db.session.get(Institution, int(raw))
     if inst is None or not institution_visible(current_user, inst):

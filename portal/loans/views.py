@@ -7,8 +7,9 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from ..accounts.models import Institution, Role, User, UserRole
-from ..accounts.scope import can, get_scoped_or_404, in_scope, require, visible_institutions
+from ..accounts.scope import can, get_scoped_or_404, in_scope, parse_id, require, visible_institutions
 from ..extensions import db
+from ..labels import choices
 from ..rules.service import rules_for
 from ..timeutil import local_today
 from .models import RISK_ORDER, Borrower, Loan, LoanStatus
@@ -19,7 +20,7 @@ bp = Blueprint("loans", __name__, url_prefix="/loans")
 
 def _int_arg(name: str) -> int | None:
     raw = request.args.get(name, "").strip()
-    return int(raw) if raw.isdigit() and len(raw) < 12 else None
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 12 else None
 
 
 @bp.route("/")
@@ -27,7 +28,7 @@ def _int_arg(name: str) -> int | None:
 def loan_list():
     rules = rules_for(current_user.institution)
     filters = LoanFilters(
-        branch_id=_int_arg("branch"), officer_id=_int_arg("officer"),
+        branch_id=parse_id(request.args.get("branch")), officer_id=parse_id(request.args.get("officer")),
         status=request.args.get("status") if request.args.get("status") in {s.value for s in LoanStatus} else None,
         risk_class=request.args.get("risk") if request.args.get("risk") in RISK_ORDER else None,
         bucket=request.args.get("bucket") or None,
@@ -41,9 +42,11 @@ def loan_list():
         select(User).join(UserRole).where(UserRole.role.in_([Role.LOAN_OFFICER.value, Role.POST_LOAN_OFFICER.value]),
                                           in_scope(User.institution_id, current_user))
         .order_by(User.username)).scalars().unique().all()
+    # Each kind's names translated once, not once a row (150 translations were 5 ms a page).
+    names = {kind: dict(choices(kind)) for kind in ("product", "loan_status", "risk_class")}
     return render_template("loans/list.html", loans=loans, total=total, page=page, pages=pages,
                            filters=filters, branches=branches, officers=officers,
-                           buckets=rules.bucket_labels(), rules=rules)
+                           buckets=rules.bucket_labels(), rules=rules, names=names)
 
 
 @bp.route("/<int:loan_id>")

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from ..accounts.models import Institution
-from ..accounts.scope import can, get_scoped_or_404, require, scoped, visible_institutions
+from ..accounts.scope import can, get_scoped_or_404, parse_id, require, scoped, visible_institutions
 from ..errors import InvalidInput
 from ..extensions import db
 from ..loans.models import Loan
@@ -60,8 +60,7 @@ def _loan(loan_id: int) -> Loan:
 
 
 def _int_arg(name: str) -> int | None:
-    raw = (request.args.get(name) or "").strip()
-    return int(raw) if raw.isdigit() and len(raw) < 12 else None
+    return parse_id(request.args.get(name))
 
 
 def _back(default: str):
@@ -414,16 +413,16 @@ def handovers():
 def new_handover():
     officers = officers_in(current_user.institution.path)
     source = request.values.get("from")
-    from_officer = ho.get_user_in_scope(current_user, int(source)) if source and source.isdigit() else None
+    from_officer = ho.get_user_in_scope(current_user, parse_id(source)) if parse_id(source) else None
     if request.method == "POST":
         if from_officer is None:
             raise InvalidInput(_("Choose the outgoing officer."))
         target = request.form.get("to", "")
-        if not target.isdigit():
+        if parse_id(target) is None:
             raise InvalidInput(_("Choose the incoming officer."))
-        to_officer = ho.get_user_in_scope(current_user, int(target))
+        to_officer = ho.get_user_in_scope(current_user, parse_id(target))
         # Loans ticked one by one win over "all"; nothing ticked and "all" unticked is refused.
-        chosen = [int(x) for x in request.form.getlist("loan") if x.isdigit() and len(x) < 12]
+        chosen = [i for i in map(parse_id, request.form.getlist("loan")) if i is not None]
         loan_ids = chosen or (None if checkbox(request.form, "all") else [])
         handover = ho.propose_handover(current_user, from_officer, to_officer, loan_ids, request.form.get("reason", ""))
         db.session.commit()

@@ -45,7 +45,7 @@ def _date_arg(name: str) -> date | None:
 
 def _int_arg(name: str) -> int | None:
     raw = (request.args.get(name) or "").strip()
-    return int(raw) if raw.isdigit() and len(raw) < 10 else None
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else None  # not "²"
 
 
 @bp.route("/")

@@ -19,7 +19,7 @@ from conftest import PASSWORD, csrf_token, login
 
 from .checks import fetch, fingerprint, security_problems, send, signed_in_clients, url_map_routes
 from .matrix import CASES, EXEMPT, Case, cases_by_key
-from .world import ROLE_USERS, ROLES
+from .world import ROLE_USERS, ROLES, pdf_bytes
 
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -169,9 +169,34 @@ def test_sign_in_starts_a_new_session(app, client, org):
     assert client.get("/").status_code == 200
 
 
+def test_sign_out_ends_the_session_for_every_copy_of_its_cookie(app, client, org):
+    """A session cookie copied while the user was signed in (from a shared computer, a proxy's
+    log) opens nothing once the user has signed out, nor after they sign in again."""
+    from portal.audit.models import AuditEvent
+    from portal.extensions import db
+
+    assert login(client, "officer").status_code == 302
+    copied = client.get_cookie("session").value
+    thief = app.test_client()
+    thief.set_cookie("session", copied)
+    assert thief.get("/").status_code == 200, "the copy should work while the session lasts"
+    response = client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
+    assert response.status_code == 302 and client.get("/").status_code == 302
+    for path in ("/", "/loans/", "/org/"):
+        response = thief.get(path)
+        assert response.status_code == 302 and "/login" in response.headers["Location"], path
+    assert login(client, "officer").status_code == 302 and client.get("/").status_code == 200
+    assert thief.get("/").status_code == 302, "signing in again revived the old session"
+    with app.app_context():
+        events = db.session.execute(db.select(AuditEvent.action).where(AuditEvent.action.like("user.log%"))
+                                    .order_by(AuditEvent.id)).scalars().all()
+        db.session.remove()
+    assert events == ["user.login", "user.logout", "user.login"]
+
+
 # --- hostile parameters and fields -----------------------------------------------------------
 
-BAD_VALUES = ["abc", "-1", "99999999999999999999", "2024-02-30", "9999-12-31", "0001-01-01"]
+BAD_VALUES = ["abc", "-1", "2147483648", "99999999999999999999", "²", "١٢", "2024-02-30", "9999-12-31", "0001-01-01"]
 # Whoosh query syntax a user can get wrong.
 BAD_QUERIES = ['"unclosed', "title:(", "(((", "a AND", "OR", "NOT", "*", "?", "[a TO", "{x TO y]", "field:", "~2",
                "^3", "借款 AND (", "\\", "/", '"借款人', "'", "a" * 2000]
@@ -246,7 +271,8 @@ def test_forms_survive_bad_fields(app, world):
             if (path, name) in done:
                 continue
             done.add((path, name))
-            for value in ("abc", "2024-02-30", "9999-12-31", "99999999999999999999", "x" * 20000, "\x00"):
+            for value in ("abc", "2024-02-30", "9999-12-31", "2147483648", "99999999999999999999", "²", "x" * 20000,
+                          "\x00"):
                 data = dict(case.data(world, place)) if case.data else {}
                 data[name] = value
                 data["csrf_token"] = clients[role].csrf
@@ -285,3 +311,85 @@ def test_non_numeric_and_absurd_ids_are_not_found(app, client, org, path):
     login(client, "archivist")
     response = fetch(client, path)
     assert response.status_code == 404 and "does not exist" in response.get_data(as_text=True)
+
+
+# --- ids beyond what a primary key holds --------------------------------------------------------
+
+# Primary keys are INTEGER: 32 bits on PostgreSQL, which refuses a larger number in a comparison
+# with one ("integer out of range"); beyond 64 bits no driver binds it.
+HUGE_IDS = [2**31, 2**32 + 5, 2**63 - 1, 2**63, 10**30]
+
+
+def test_ids_beyond_a_primary_key_are_not_found_on_every_route(app, org):
+    """Every route with an ``<int:…>`` part, each such part set to each huge id (the others to
+    an id that exists nowhere): 404 with the message, never a 500, on both databases."""
+    from werkzeug.routing import IntegerConverter
+
+    client = app.test_client()
+    assert login(client, "archivist").status_code == 302
+    token = csrf_token(client, "/")
+    routes = [rule for rule in app.url_map.iter_rules()
+              if any(isinstance(c, IntegerConverter) for c in rule._converters.values())]
+    assert len(routes) > 40, "the URL map lost its routes with ids?"
+    problems = []
+    asked = 0
+    for rule in routes:
+        ints = [name for name, c in rule._converters.items() if isinstance(c, IntegerConverter)]
+        others = {name: "approve" for name in rule.arguments if name not in ints}
+        for name in ints:
+            for huge in HUGE_IDS:
+                values = {**{n: 1 for n in ints}, **others, name: huge}
+                path = rule.rule
+                for key, value in values.items():
+                    path = re.sub(rf"<(?:[^:<>]+:)?{key}>", str(value), path)
+                for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+                    response = fetch(client, path, method, data={"csrf_token": token} if method == "POST" else None)
+                    asked += 1
+                    if response.status_code != 404 or "does not exist" not in response.get_data(as_text=True):
+                        problems.append(f"{method} {path}: {response.status_code}")
+    assert asked > 200
+    assert not problems, f"{len(problems)} routes did not answer 404:\n  " + "\n  ".join(problems)
+
+
+def test_huge_ids_in_forms_and_filters_name_no_record(app, world):
+    """An id a primary key cannot hold, typed into a filter or a form field that names a record:
+    ignored or refused with a message, never a 500."""
+    clients = signed_in_clients(app, roles=("archivist", "branch_director", "loan_officer"))
+    huge = str(2**31)
+    problems = []
+    # A filter is ignored (the page as without it); a page about an institution has none.
+    for role, path, query, status in (
+            ("loan_officer", "/loans/", {"branch": huge, "officer": huge}, 200),
+            ("archivist", "/search/", {"q": "借款", "institution": huge}, 200),
+            ("branch_director", "/postloan/inspections", {"view": "branch", "officer": huge}, 200),
+            ("branch_director", "/postloan/warnings", {"branch": huge}, 200),
+            ("branch_director", "/postloan/collection", {"officer": huge}, 200),
+            ("branch_director", "/postloan/handovers/new", {"from": huge}, 200),
+            ("archivist", f"/archive/borrowers/{world['B1'].borrower}/upload", {"loan": huge, "version_of": huge}, 200),
+            ("archivist", "/archive/transfers/new", {"sender": huge}, 404),
+            ("archivist", "/audit/completeness", {"institution": huge}, 404),
+            ("archivist", "/audit/dashboard", {"institution": huge}, 404)):
+        response = fetch(clients[role], path, query_string=query)
+        if response.status_code != status:
+            problems.append(f"GET {path} {query}: {response.status_code}, expected {status}")
+    before = fingerprint(app)
+    archivist, director = clients["archivist"], clients["branch_director"]
+    for client, path, data in (
+            (archivist, "/archive/lending/new", {"volume_id": huge, "document_ids": [huge], "medium": "digital",
+                                                 "reason": "复核", "days": "5"}),
+            (archivist, "/archive/holds", {"kind": "audit", "reason": "审计", "volume_id": huge}),
+            (archivist, "/archive/transfers/new", {"sender": huge, "receiver": huge, "volume_ids": [huge]}),
+            (archivist, f"/archive/destruction/{world['B1'].destruction_list}/add", {"document_ids": [huge]}),
+            (archivist, f"/archive/documents/{world['B1'].doc_collected}/sort", {"loan": huge}),
+            (archivist, f"/archive/borrowers/{world['B1'].borrower}/upload",
+             {"doc_type": "loan_contract", "loan": "0", "version_of": huge,
+              "files": [(io.BytesIO(pdf_bytes("huge version_of")), "a.pdf")]}),
+            (archivist, "/audit/fixity/verify", {"institution": huge}),
+            (director, "/postloan/handovers/new", {"from": huge, "to": huge, "loan": [huge], "reason": "离职"}),
+            (director, "/audit/inspections/new", {"target": huge, "sample_size": "2"})):
+        response = fetch(client, path, "POST", data={**data, "csrf_token": client.csrf},
+                         content_type="multipart/form-data")
+        if response.status_code >= 500:
+            problems.append(f"POST {path} {data}: {response.status_code}")
+    assert not problems, "\n  ".join(problems)
+    assert fingerprint(app) == before, "a form naming no record changed the database"
