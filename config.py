@@ -57,6 +57,9 @@ SETTINGS: list[Setting] = [
             "e.g. `redis://127.0.0.1:6379`."),
     Setting("DEFAULT_LOCALE", str, "zh", "Interface language when the user chose none (`zh` or `en`)."),
     Setting("PAGE_SIZE", int, 50, "Rows per page in lists."),
+    Setting("DASHBOARD_CACHE_SECONDS", int, 600,
+            "Longest time a dashboard panel is shown from the panel cache, in seconds, when no change "
+            "to its data was seen; `0` builds every panel on every view."),
     Setting("IMPORT_MAX_ROWS", int, 200_000, "Largest loan file `loans import` accepts, in rows."),
     Setting("UPLOAD_MAX_MB", int, 256, "Largest request body, in MB (uploads, imports)."),
     # --- credit archive storage (docs/archive.md) ---

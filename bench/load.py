@@ -626,7 +626,8 @@ def main() -> int:
     try:
         if manifest.exists():
             data = Dataset(**json.loads(manifest.read_text()))
-            log(f"reusing the data set in {instance}")
+            log(f"reusing the data set in {instance}; flask db upgrade (new migrations only)")
+            flask(env, "db", "upgrade")
         else:
             if schema:
                 _pg_schema(args.pg_url, schema, create=True)

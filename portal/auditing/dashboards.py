@@ -11,7 +11,7 @@ the lending queries (``portal.archive.lending``), the archive inspection schedul
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Callable
 
 from flask_babel import gettext as _
@@ -31,7 +31,7 @@ from ..postloan.common import OPEN_LOAN_STATUSES, week_end
 from ..postloan.models import INSPECTION_TODO, Inspection
 from ..rules.service import rules_for
 from ..timeutil import local_today
-from . import charts
+from . import charts, panel_cache
 from .completeness import CompletenessAudit, audit_completeness, completeness_trend, percent, subtree_ids
 from .fixity import last_run_summary
 from .inspections import archive_inspection_schedule
@@ -46,6 +46,7 @@ class Panel:
     rows: list[list] = field(default_factory=list)
     note: str = ""
     link: str | None = None          # endpoint name of the page behind the panel
+    figures_at: datetime | None = None   # when a panel from the cache was built (UTC); None: just now
 
 
 @dataclass
@@ -313,7 +314,14 @@ def panels_for(user: User, *, home: bool = False) -> list[str]:
 
 
 def build_dashboard(user: User, institution: Institution, *, as_of: date | None = None, home: bool = False,
-                    keys: list[str] | None = None) -> list[Panel]:
-    """The user's panels over ``institution`` (which the caller checked the user may see)."""
+                    keys: list[str] | None = None, cached: bool = False) -> list[Panel]:
+    """The user's panels over ``institution`` (which the caller checked the user may see).
+
+    ``cached``: take panels still valid from the panel cache (``panel_cache``; such a panel
+    carries ``figures_at``). A panel depends on the institution only, not on who asks: every
+    query is limited to ``institution``'s subtree, which lies within the user's scope."""
     ctx = DashboardContext(user, institution, as_of or local_today())
-    return [PANELS[key][0](ctx) for key in (keys if keys is not None else panels_for(user, home=home))]
+    keys = keys if keys is not None else panels_for(user, home=home)
+    if cached:
+        return panel_cache.panels(institution, keys, ctx.as_of, lambda key: PANELS[key][0](ctx))
+    return [PANELS[key][0](ctx) for key in keys]

@@ -54,7 +54,7 @@ def _home_panels_helper():
         """The first cheap panels of the user's dashboard, for the home page."""
         if not current_user.is_authenticated or not can(current_user, "audit.dashboard"):
             return []
-        return build_dashboard(current_user, current_user.institution, home=True)
+        return build_dashboard(current_user, current_user.institution, home=True, cached=True)
     return {"auditing_home_panels": auditing_home_panels}
 
 
@@ -128,10 +128,10 @@ def index():
 @require("audit.dashboard")
 def dashboard():
     inst = _institution()
-    panels = build_dashboard(current_user, inst)
-    if request.args.get("format") == "pdf":
-        return _pdf(exports.dashboard_pdf(panels, institution_name=inst.name),
+    if request.args.get("format") == "pdf":   # a report is built afresh, never from the panel cache
+        return _pdf(exports.dashboard_pdf(build_dashboard(current_user, inst), institution_name=inst.name),
                     f"dashboard-{inst.code}-{local_today()}.pdf")
+    panels = build_dashboard(current_user, inst, cached=True)
     return render_template("auditing/dashboard.html", inst=inst, panels=panels, institutions=_choices(),
                            lineage=_lineage(inst), keys=panels_for(current_user))
 

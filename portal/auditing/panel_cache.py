@@ -1,0 +1,273 @@
+"""Dashboard panels kept between requests, and the data versions that say when one is stale.
+
+A county's completeness panel runs the whole completeness audit (seconds) and every chart is
+rendered by pygal (tens of milliseconds); dashboards are looked at far more often than the data
+under them changes. So each panel, once built, is kept in ``audit_panel_cache`` (one row per
+institution, panel and language, shared by every gunicorn worker), and used again while
+nothing it was built from can have changed.
+
+How a change is seen:
+
+- Every ORM transaction that inserts, updates or deletes a row raises the counter of that row's
+  institution in ``data_version`` (the model's ``__scope_column__``; both institutions when a
+  row moves), in the same transaction, just before it commits. A row without an institution
+  (or an ORM bulk statement, or SQL text run through the session) raises row 0, which every
+  panel depends on. Tables no panel reads (the audit trail, the search queue and its text, the
+  document access log, users and sessions) raise nothing: signing in does not empty the cache.
+- A panel of institution X was built from X's subtree; anything recorded at an ancestor (a
+  fixity run of the county, the union's own rows) may count too. Its *fingerprint* is therefore
+  the number, sum and latest time of the counters of X's subtree, X's ancestors and row 0:
+  counters only grow, so any change there changes the fingerprint.
+- The fingerprint is read before the panel is built, so a change committed while it is being
+  built leaves the stored panel with an older fingerprint, and the next view builds it again.
+
+A kept panel is used only for the same date (``as_of``) and language, with the same
+fingerprint, and for at most ``XINDANG_DASHBOARD_CACHE_SECONDS``: that bound covers what the
+counters cannot see (SQL run on a bare connection, another program writing to the database).
+A panel from the cache carries the time it was built (``Panel.figures_at``) and the page says
+"Figures as of HH:MM", so cached figures are never shown as if they were this second's.
+
+The panels come from the same builders either way (``dashboards.PANELS``); the PDF of a
+dashboard is always built afresh.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import fields
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Callable, Iterable
+
+from flask import current_app
+from flask_babel import get_locale
+from markupsafe import Markup
+from sqlalchemy import event, func, inspect, or_, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import TextClause
+
+from ..accounts.models import Institution
+from ..extensions import db
+from ..timeutil import local_today, utcnow
+from .models import DataVersion, PanelCacheEntry
+
+log = logging.getLogger(__name__)
+
+# The counter of changes that belong to no one institution.
+EVERYWHERE = 0
+# Tables whose rows no panel reads: changing them leaves every panel valid.
+UNWATCHED = frozenset({
+    "audit_event", "audit_chain_head",            # the audit trail of every action (sign-ins too)
+    "search_queue", "document_text",              # the search index's work list and extracted text
+    "archive_access",                             # who looked at which document
+    "user", "user_role",                          # accounts: sign-in times, roles, passwords
+    "data_version", "audit_panel_cache",          # this module's own
+})
+_PENDING = "xindang_changed_institutions"
+_DML = re.compile(r"^\s*(insert|update|delete|replace|merge)\b", re.IGNORECASE)
+
+
+# --- data versions: raised by every ORM transaction that changes a watched row -----------------
+
+def _institutions_of(obj) -> set[int] | None:
+    """The institutions a changed row belongs to (before and after the change), or None when
+    it names none."""
+    state = inspect(obj)
+    column = getattr(state.mapper.class_, "__scope_column__", None)
+    if column is None:
+        return None
+    history = state.attrs[column].history
+    values = {*history.added, *history.unchanged, *history.deleted} or {state.dict.get(column)}
+    if None in values:
+        return None
+    return {int(v) for v in values}
+
+
+@event.listens_for(Session, "after_flush")
+def _note_changes(session: Session, _flush_context) -> None:
+    """Remember which institutions this flush changed rows of (history is still intact here)."""
+    changed: set[int] = session.info.setdefault(_PENDING, set())
+    dirty = (obj for obj in session.dirty if session.is_modified(obj, include_collections=False))
+    for group in (session.new, session.deleted, dirty):
+        for obj in group:
+            if inspect(obj).mapper.local_table.name in UNWATCHED:
+                continue
+            owners = _institutions_of(obj)
+            changed.update(owners if owners is not None else {EVERYWHERE})
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_statements(orm_execute_state) -> None:
+    """Bulk INSERT/UPDATE/DELETE through the session, and SQL text that writes: row 0."""
+    statement = orm_execute_state.statement
+    if orm_execute_state.is_insert or orm_execute_state.is_update or orm_execute_state.is_delete:
+        mapper = orm_execute_state.bind_mapper
+        if mapper is not None and mapper.local_table.name in UNWATCHED:
+            return
+    elif not (isinstance(statement, TextClause) and _DML.match(statement.text)):
+        return
+    orm_execute_state.session.info.setdefault(_PENDING, set()).add(EVERYWHERE)
+
+
+@event.listens_for(Session, "before_commit")
+def _raise_versions(session: Session) -> None:
+    """Raise the counters of the changed institutions in the transaction about to commit.
+    Flushed first, so the last changes are counted; one statement, ids in order (concurrent
+    transactions take the rows' locks in the same order)."""
+    session.flush()
+    changed = session.info.pop(_PENDING, None)
+    if not changed:
+        return
+    connection = session.connection()
+    table = DataVersion.__table__
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    now = utcnow()
+    stmt = insert(table).values([{"institution_id": i, "version": 1, "changed_at": now} for i in sorted(changed)])
+    connection.execute(stmt.on_conflict_do_update(
+        index_elements=[table.c.institution_id],
+        set_={"version": table.c.version + 1, "changed_at": stmt.excluded.changed_at}))
+
+
+@event.listens_for(Session, "after_rollback")
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_changes(session: Session, *_args) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def fingerprint(institution: Institution) -> str:
+    """The data versions a panel of ``institution`` depends on, as one string."""
+    ancestors = institution.path.strip("/").split("/")[:-1]
+    related = select(Institution.id).where(or_(Institution.path.startswith(institution.path, autoescape=True),
+                                               Institution.code.in_(ancestors)))
+    count, total, latest = db.session.execute(
+        select(func.count(), func.coalesce(func.sum(DataVersion.version), 0), func.max(DataVersion.changed_at))
+        .where(or_(DataVersion.institution_id == EVERYWHERE, DataVersion.institution_id.in_(related)))).one()
+    return f"{count}:{total}:{latest.isoformat() if latest else '-'}"
+
+
+# --- panels as JSON ------------------------------------------------------------------------------
+
+def _encode_value(value):
+    """A panel cell or figure as JSON; types JSON lacks become ``{"$type": text}``."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, Markup):
+        return {"$markup": str(value)}
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Decimal):
+        return {"$decimal": str(value)}
+    if isinstance(value, datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, date):
+        return {"$date": value.isoformat()}
+    raise TypeError(f"a value of type {type(value).__name__} cannot be kept")
+
+
+_DECODERS = {"$markup": Markup, "$decimal": Decimal, "$datetime": datetime.fromisoformat, "$date": date.fromisoformat}
+
+
+def _decode_value(value):
+    if isinstance(value, dict) and len(value) == 1:
+        (kind, text), = value.items()
+        if kind in _DECODERS:
+            return _DECODERS[kind](text)
+    return value
+
+
+def encode_panel(panel) -> str:
+    """The panel as JSON, keeping the types of its cells (a rate stays a Decimal, a date a date)."""
+    data = {f.name: getattr(panel, f.name) for f in fields(panel) if f.name != "figures_at"}
+    data["svg"] = None if panel.svg is None else str(panel.svg)
+    data["headers"] = [_encode_value(h) for h in panel.headers]
+    data["rows"] = [[_encode_value(v) for v in row] for row in panel.rows]
+    data["title"], data["note"] = str(panel.title), str(panel.note)
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_panel(text: str, figures_at: datetime | None = None):
+    from .dashboards import Panel
+    data = json.loads(text)
+    data["svg"] = None if data["svg"] is None else Markup(data["svg"])
+    data["headers"] = [_decode_value(h) for h in data["headers"]]
+    data["rows"] = [[_decode_value(v) for v in row] for row in data["rows"]]
+    return Panel(**data, figures_at=figures_at)
+
+
+# --- the cache -----------------------------------------------------------------------------------
+
+def max_age() -> timedelta:
+    return timedelta(seconds=current_app.config["XINDANG_DASHBOARD_CACHE_SECONDS"])
+
+
+def panels(institution: Institution, keys: Iterable[str], as_of: date, build: Callable[[str], object]) -> list:
+    """The panels ``keys`` of ``institution`` on ``as_of``: from the cache where still valid
+    (with ``figures_at`` set), otherwise built by ``build(key)`` (and kept). Only today's are kept."""
+    locale = str(get_locale() or "")
+    found = _cached(institution, list(keys), locale, as_of, build, encode_panel)
+    return [decode_panel(value, at) if at is not None else value for value, at in found]
+
+
+def figures(institution: Institution, name: str, as_of: date, build: Callable[[], dict]) -> tuple[dict, datetime | None]:
+    """Figures other than a panel (a dict of numbers, lists and dicts) of ``institution``'s
+    subtree, by the same rules: ``(figures, None)`` when just built, ``(figures, built at)``
+    when from the cache. Kept under ``name`` for every language (numbers only)."""
+    def encode(value: dict) -> str:
+        return json.dumps(value, default=_encode_value, separators=(",", ":"))
+
+    (value, at), = _cached(institution, [name], "", as_of, lambda _name: build(), encode)
+    return (json.loads(value, object_hook=_decode_value) if at is not None else value), at
+
+
+def _cached(institution: Institution, names: list[str], locale: str, as_of: date, build: Callable[[str], object],
+            encode: Callable[[object], str]) -> list[tuple[object, datetime | None]]:
+    """For each name: (kept JSON text, when it was built) if still valid, else (built value, None)."""
+    age = max_age()
+    if not names or age <= timedelta(0) or as_of != local_today():
+        return [(build(name), None) for name in names]
+    started = utcnow()                   # before anything is read: the figures are at least this new
+    current = fingerprint(institution)
+    kept = {e.panel: e for e in db.session.execute(
+        select(PanelCacheEntry).where(PanelCacheEntry.institution_id == institution.id,
+                                      PanelCacheEntry.locale == locale, PanelCacheEntry.panel.in_(names)))
+        .scalars()}
+    result, built = [], []
+    for name in names:
+        entry = kept.get(name)
+        if (entry is not None and entry.as_of == as_of and entry.fingerprint == current
+                and timedelta(0) <= started - entry.computed_at < age):
+            result.append((entry.content, entry.computed_at))
+        else:
+            value = build(name)
+            result.append((value, None))
+            built.append((name, encode(value)))
+    if built:
+        _keep(institution.id, locale, as_of, current, started, built)
+    return result
+
+
+def _keep(institution_id: int, locale: str, as_of: date, current: str, computed_at: datetime,
+          built: list[tuple[str, str]]) -> None:
+    """Store freshly built panels in a transaction of their own (never the request's: a page
+    view commits nothing of its own). Losing the race to another worker, or a busy database,
+    only means the panel is built again next time."""
+    table = PanelCacheEntry.__table__
+    rows = [{"institution_id": institution_id, "panel": name, "locale": locale, "as_of": as_of,
+             "fingerprint": current, "computed_at": computed_at, "content": content} for name, content in built]
+    try:
+        with db.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert
+            stmt = insert(table).values(rows)
+            connection.execute(stmt.on_conflict_do_update(
+                index_elements=[table.c.institution_id, table.c.panel, table.c.locale],
+                set_={c: stmt.excluded[c] for c in ("as_of", "fingerprint", "computed_at", "content")}))
+    except SQLAlchemyError as exc:
+        log.warning("dashboard figures of institution %s not kept: %s", institution_id, exc)
