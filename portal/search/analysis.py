@@ -30,10 +30,12 @@ import re
 import threading
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import rjieba
 
 # CJK unified ideographs (basic, extension A, compatibility, extensions B–F) and 〇.
@@ -45,6 +47,7 @@ IDENT_SEPARATORS = "-_/.·:#"
 _RUNS = re.compile(
     f"(?P<cjk>[{CJK_CHARS}]+)|(?P<ident>[0-9a-z]+(?:[{re.escape(IDENT_SEPARATORS)}]+[0-9a-z]+)*)",
     re.IGNORECASE)
+_IDENT = re.compile(f"[0-9a-z]+(?:[{re.escape(IDENT_SEPARATORS)}]+[0-9a-z]+)*", re.IGNORECASE)
 _SEPARATOR_SPLIT = re.compile(f"[{re.escape(IDENT_SEPARATORS)}]+")
 _LETTER_DIGIT = re.compile(r"[a-z]+|[0-9]+")
 
@@ -56,7 +59,8 @@ def normalize(text: str) -> str:
     what the highlighter uses, so both sides always normalise the same way."""
     if not text:
         return ""
-    text = unicodedata.normalize("NFKC", text)
+    if not unicodedata.is_normalized("NFKC", text):   # the quick check is several times cheaper
+        text = unicodedata.normalize("NFKC", text)
     return _CJK_GAP.sub("", text)
 
 
@@ -74,6 +78,12 @@ def grams(text: str, n: int) -> list[str]:
 
 def ident_parts(token: str) -> list[str]:
     """``XY2024-001`` → ``xy2024-001``, ``xy2024``, ``001``, ``xy``, ``2024`` (whole first)."""
+    return list(_ident_parts(token))
+
+
+@lru_cache(maxsize=65536)
+def _ident_parts(token: str) -> tuple[str, ...]:
+    # Cached: amounts, dates and years recur in every text of a corpus.
     whole = token.lower()
     parts = [whole]
     seen = {whole}
@@ -82,7 +92,7 @@ def ident_parts(token: str) -> list[str]:
             if sub and sub not in seen:
                 seen.add(sub)
                 parts.append(sub)
-    return parts
+    return tuple(parts)
 
 
 def normalize_identifier(value: str) -> str:
@@ -105,12 +115,100 @@ def load_dictionary(paths: Iterable[Path | str]) -> list[tuple[str, int | None]]
     return list(words.items())
 
 
+# A bigram as one integer: (first code point << 21) | second (code points fit in 21 bits). Integer
+# order is the order of the bigrams' UTF-8 bytes, the order in which the index keeps its terms.
+GRAM_SHIFT = 21
+_GRAM_MASK = (1 << GRAM_SHIFT) - 1
+
+
+def gram_code(gram: str) -> int:
+    return (ord(gram[0]) << GRAM_SHIFT) | ord(gram[1])
+
+
+def gram_text(code: int) -> str:
+    return chr(code >> GRAM_SHIFT) + chr(code & _GRAM_MASK)
+
+
+def _cjk_mask(points: np.ndarray) -> np.ndarray:
+    """Which code points are Chinese characters (the ranges of ``CJK_CHARS``)."""
+    return ((points == 0x3007) | ((points >= 0x3400) & (points <= 0x4DBF)) | ((points >= 0x4E00) & (points <= 0x9FFF))
+            | ((points >= 0xF900) & (points <= 0xFAFF)) | ((points >= 0x20000) & (points <= 0x2FFFF)))
+
+
+class GramPostings(Mapping):
+    """The bigrams of a text with their positions, as arrays: ``codes`` (``gram_code``, sorted,
+    distinct), ``counts`` (occurrences of each) and ``positions`` (each bigram's positions,
+    ascending, one bigram after another in the order of ``codes``). Computed with numpy in a
+    few array operations; the index writer takes the arrays as they are. As a mapping it reads
+    like ``{bigram: [positions]}``."""
+
+    __slots__ = ("codes", "counts", "positions", "_starts")
+
+    def __init__(self, text: str) -> None:
+        points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        cjk = _cjk_mask(points)
+        starts = np.flatnonzero(cjk[:-1] & cjk[1:])            # a bigram starts where two CJK meet
+        codes = (points[starts].astype(np.int64) << GRAM_SHIFT) | points[starts + 1]
+        order = np.argsort(codes, kind="stable")                # positions stay ascending per bigram
+        codes = codes[order]
+        self.positions = starts[order]
+        first = np.ones(len(codes), dtype=bool)
+        first[1:] = codes[1:] != codes[:-1]
+        self._starts = np.flatnonzero(first)
+        self.codes = codes[self._starts]
+        self.counts = np.diff(np.append(self._starts, len(codes)))
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __iter__(self) -> Iterator[str]:
+        return map(gram_text, self.codes.tolist())
+
+    def __getitem__(self, gram: str) -> list[int]:
+        if len(gram) != 2:
+            raise KeyError(gram)
+        i = int(np.searchsorted(self.codes, gram_code(gram)))
+        if i == len(self.codes) or self.codes[i] != gram_code(gram):
+            raise KeyError(gram)
+        start = self._starts[i]
+        return self.positions[start:start + self.counts[i]].tolist()
+
+    def items(self):
+        positions = self.positions.tolist()
+        ends = np.cumsum(self.counts).tolist()
+        return zip(map(gram_text, self.codes.tolist()), map(positions.__getitem__, map(slice, [0, *ends[:-1]], ends)))
+
+    def count_view(self) -> GramCounts:
+        return GramCounts(self)
+
+
+class GramCounts(Mapping):
+    """The same bigrams as ``{bigram: count}`` (the ``cjk`` field), without copying."""
+
+    __slots__ = ("grams",)
+
+    def __init__(self, grams: GramPostings) -> None:
+        self.grams = grams
+
+    def __len__(self) -> int:
+        return len(self.grams)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.grams)
+
+    def __getitem__(self, gram: str) -> int:
+        return len(self.grams[gram])
+
+    def items(self):
+        return zip(self.grams, self.grams.counts.tolist())
+
+
 @dataclass(frozen=True)
 class AnalyzedText:
     """Terms of one text."""
 
     words: dict[str, int]             # term → count
-    bigrams: dict[str, list[int]]     # bigram → character positions
+    bigrams: GramPostings             # bigram → character positions
 
 
 class Analyzer:
@@ -143,26 +241,12 @@ class Analyzer:
         weight as their parent. Identifiers come from our own pattern, whole and by parts.
         """
         words = Counter(self.jieba.cut_for_search(text))
-        for term in list(words):
-            if len(term) < 2 or not _CJK_START.match(term):
-                del words[term]
-        grams2: dict[str, list[int]] = {}
-        get = grams2.get
-        for match in _RUNS.finditer(text):
-            run = match.group()
-            if match.lastgroup == "cjk":
-                base = match.start()
-                for i in range(len(run) - 1):
-                    gram = run[i:i + 2]
-                    plist = get(gram)
-                    if plist is None:
-                        grams2[gram] = [base + i]
-                    else:
-                        plist.append(base + i)
-            else:
-                for part in ident_parts(run):
-                    words[part] += 1
-        return AnalyzedText(dict(words), grams2)
+        for term in [t for t in words if len(t) < 2 or not _CJK_START.match(t)]:
+            del words[term]
+        for ident in _IDENT.findall(text):
+            for part in _ident_parts(ident):
+                words[part] += 1
+        return AnalyzedText(dict(words), GramPostings(text))
 
 
 def short_text_terms(text: str) -> dict[str, list[int]]:

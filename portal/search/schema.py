@@ -36,6 +36,7 @@ import hashlib
 import json
 import sys
 from array import array
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -228,7 +229,7 @@ def document_fields(record: IndexRecord, analyzer: Analyzer) -> dict:
         "id": str(record.id),
         "fp": record.fingerprint(),
         "content": analyzed.words,
-        "cjk": {gram: len(plist) for gram, plist in analyzed.bigrams.items()},
+        "cjk": analyzed.bigrams.count_view(),
         "cjkpos": analyzed.bigrams,
         "title": short_text_terms(title_text),
         "borrower": short_text_terms(normalize(record.borrower)),
@@ -247,4 +248,4 @@ def document_fields(record: IndexRecord, analyzer: Analyzer) -> dict:
         if as_dt is not None:
             values[name] = as_dt
     # Whoosh refuses an empty mapping for nothing, but an empty field adds nothing: drop them.
-    return {k: v for k, v in values.items() if v not in ({}, [], "")}
+    return {k: v for k, v in values.items() if not (v == "" or (isinstance(v, (dict, list, Mapping)) and not len(v)))}

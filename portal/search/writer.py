@@ -29,68 +29,140 @@ from array import array
 from itertools import accumulate, repeat
 from operator import add
 
+import numpy as np
 from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC, W3Codec, W3TermInfo
 from whoosh.compat import dumps
 from whoosh.system import pack_ushort
 from whoosh.util.numeric import length_to_byte
 from whoosh.writing import SegmentWriter
 
+from .analysis import GramCounts, GramPostings, gram_text
 from .schema import encode_positions
 
 BLOCK_LIMIT = 128     # postings a block, as W3Codec's default
 COMPRESSION = 3       # zlib level, as W3Codec's default
+MIN_COMPRESS = 64     # bytes: a smaller block's pickle is stored as it is
+_BLOCK_LENGTH = struct.Struct("!i")
 
 
-class _TermPostings:
-    """One term's postings: document numbers, weights and value bytes (concatenated)."""
+class _FieldPostings:
+    """One field's postings in the order they arrive, in columns: term number, document number,
+    weight, value length, and the values' bytes one after another. Terms are numbered as they
+    first come; the postings are sorted by term (bytes) and document only once, at commit,
+    with numpy, instead of being appended to one small structure per term as they arrive."""
 
-    __slots__ = ("ids", "weights", "ends", "data")
+    __slots__ = ("terms", "term_ids", "gram_ids", "tids", "docs", "weights", "vlens", "data")
 
     def __init__(self) -> None:
-        self.ids = array("I")
+        self.terms: list[bytes] = []
+        self.term_ids: dict[bytes, int] = {}
+        self.gram_ids: dict[int, int] = {}      # analysis.gram_code → term number
+        self.tids = array("i")
+        self.docs = array("i")
         self.weights = array("f")
-        self.ends = array("I")
+        self.vlens = array("I")
         self.data = bytearray()
+
+    def __len__(self) -> int:
+        return len(self.tids)
+
+    def _new_term(self, tbytes: bytes) -> int:
+        number = self.term_ids.get(tbytes)
+        if number is None:
+            number = self.term_ids[tbytes] = len(self.terms)
+            self.terms.append(tbytes)
+        return number
+
+    def ids_for(self, tbytes_list: list[bytes]) -> list[int]:
+        ids = list(map(self.term_ids.get, tbytes_list))
+        if None in ids:
+            ids = [self._new_term(t) if i is None else i for t, i in zip(tbytes_list, ids)]
+        return ids
+
+    def gram_ids_for(self, codes: list[int]) -> list[int]:
+        ids = list(map(self.gram_ids.get, codes))
+        if None in ids:
+            for k, code in enumerate(codes):
+                if ids[k] is None:
+                    number = self.gram_ids.get(code)
+                    if number is None:
+                        number = self.gram_ids[code] = self._new_term(gram_text(code).encode("utf-8"))
+                    ids[k] = number
+        return ids
+
+    def add(self, tids, docnum: int, weights, vlens=None, data=b"") -> None:
+        count = len(tids)
+        self.tids.extend(tids)
+        self.docs.extend(repeat(docnum, count))
+        self.weights.extend(weights)
+        self.vlens.extend(repeat(0, count) if vlens is None else vlens)
+        if data:
+            self.data += data
 
 
 class _GroupingPool:
-    """Stands in for Whoosh's ``PostingPool``: postings grouped by field and term, in memory."""
+    """Stands in for Whoosh's ``PostingPool``: each field's postings, in columns, in memory."""
 
     def __init__(self) -> None:
-        self.fields: dict[str, dict[bytes, _TermPostings]] = {}
+        self.fields: dict[str, _FieldPostings] = {}
         self.fieldnames: set[str] = set()
+
+    def field(self, fieldname: str) -> _FieldPostings:
+        postings = self.fields.get(fieldname)
+        if postings is None:
+            postings = self.fields[fieldname] = _FieldPostings()
+            self.fieldnames.add(fieldname)
+        return postings
 
     def add(self, item) -> None:
         fieldname, tbytes, docnum, weight, vbytes = item
-        terms = self.fields.get(fieldname)
-        if terms is None:
-            terms = self.fields[fieldname] = {}
-            self.fieldnames.add(fieldname)
-        p = terms.get(tbytes)
-        if p is None:
-            p = terms[tbytes] = _TermPostings()
-        p.ids.append(docnum)
-        p.weights.append(weight)
-        if vbytes:
-            p.data += vbytes
-        p.ends.append(len(p.data))
+        self.field(fieldname).add(self.field(fieldname).ids_for([tbytes]), docnum, [weight], [len(vbytes or b"")],
+                                  vbytes or b"")
 
     def iter_postings(self):
         for fieldname in sorted(self.fields):
-            terms = self.fields[fieldname]
-            for tbytes in sorted(terms):
-                p = terms[tbytes]
-                start = 0
-                for docnum, weight, end in zip(p.ids, p.weights, p.ends):
-                    yield fieldname, tbytes, docnum, weight, bytes(p.data[start:end])
-                    start = end
+            for tbytes, ids, weights, data, starts, ends in _sorted_terms(self.fields[fieldname]):
+                for docnum, weight, start, end in zip(ids, weights, starts, ends):
+                    yield fieldname, tbytes, docnum, weight, data[start:end]
 
     def cleanup(self) -> None:
         self.fields.clear()
 
 
+def _sorted_terms(postings: _FieldPostings):
+    """(term bytes, document numbers, weights, values' bytes, value starts, value ends) of each
+    term of a field, in the order of the terms' bytes, documents ascending."""
+    count = len(postings)
+    if not count:
+        return
+    tids = np.frombuffer(postings.tids, dtype=np.int32)
+    docs = np.frombuffer(postings.docs, dtype=np.int32)
+    terms = postings.terms
+    rank = np.empty(len(terms), dtype=np.int64)
+    rank[sorted(range(len(terms)), key=terms.__getitem__)] = np.arange(len(terms))
+    ranks = rank[tids]
+    if count < 2 or bool(np.all(docs[1:] >= docs[:-1])):
+        order = np.argsort(ranks, kind="stable")     # documents arrived in order: keep it per term
+    else:
+        order = np.lexsort((docs, ranks))           # merged segments out of order: sort by both
+    vlens = np.frombuffer(postings.vlens, dtype=np.uint32).astype(np.int64)
+    value_starts = np.cumsum(vlens) - vlens
+    ids = docs[order].tolist()
+    weights = np.frombuffer(postings.weights, dtype=np.float32)[order].tolist()
+    starts = value_starts[order]
+    ends = (starts + vlens[order]).tolist()
+    starts = starts.tolist()
+    sorted_ranks = ranks[order]
+    bounds = np.flatnonzero(sorted_ranks[1:] != sorted_ranks[:-1]) + 1
+    firsts = [0, *bounds.tolist()]
+    lasts = [*bounds.tolist(), count]
+    data = bytes(postings.data)
+    for a, b in zip(firsts, lasts):
+        yield (terms[int(tids[order[a]])], ids[a:b], weights[a:b], data, starts[a:b], ends[a:b])
+
+
 class FastSegmentWriter(SegmentWriter):
-    """``SegmentWriter`` with grouped postings and a direct block writer (see module doc)."""
+    """``SegmentWriter`` with columnar postings and a direct block writer (see module doc)."""
 
     def __init__(self, ix, **kwargs) -> None:
         kwargs.setdefault("codec", W3Codec())
@@ -119,7 +191,7 @@ class FastSegmentWriter(SegmentWriter):
         perdocwriter = self.perdocwriter
         schema = self.schema
         docnum = self.docnum
-        pool_fields = self.pool.fields
+        pool = self.pool
         fieldnames = sorted(name for name in fields if not name.startswith("_"))
         self._check_fields(schema, fieldnames)
 
@@ -132,28 +204,27 @@ class FastSegmentWriter(SegmentWriter):
                 field = schema[fieldname]
                 length = 0
                 if field.indexed:
-                    terms = pool_fields.get(fieldname)
-                    if terms is None:
-                        terms = pool_fields[fieldname] = {}
-                        self.pool.fieldnames.add(fieldname)
+                    postings = pool.field(fieldname)
                     kind = getattr(field, "kind", None)
-                    if kind == "positions":
-                        length = _add_positions(terms, docnum, value)
-                        if not field.scorable:
-                            length = 0
+                    if isinstance(value, (GramPostings, GramCounts)) and kind in ("positions", "counts"):
+                        length = _add_grams(postings, docnum, value, kind)
+                    elif kind == "positions":
+                        length = _add_positions(postings, docnum, value)
+                    elif kind == "counts":
+                        postings.add(postings.ids_for(list(map(str.encode, value))), docnum, list(value.values()))
+                        length = sum(value.values())
                     else:
-                        scorable = field.scorable
+                        tids, weights, vlens, data = [], [], [], []
                         for tbytes, freq, weight, vbytes in field.index(value):
-                            if scorable:
-                                length += freq
-                            p = terms.get(tbytes)
-                            if p is None:
-                                p = terms[tbytes] = _TermPostings()
-                            p.ids.append(docnum)
-                            p.weights.append(weight)
+                            length += freq
+                            tids.append(tbytes)
+                            weights.append(weight)
+                            vlens.append(len(vbytes or b""))
                             if vbytes:
-                                p.data += vbytes
-                            p.ends.append(len(p.data))
+                                data.append(vbytes)
+                        postings.add(postings.ids_for(tids), docnum, weights, vlens, b"".join(data))
+                    if not field.scorable:
+                        length = 0
                 customval = fields.get("_stored_%s" % fieldname, value)
                 perdocwriter.add_field(fieldname, field, customval if field.stored else None, length)
                 column = field.column_type
@@ -173,14 +244,11 @@ class FastSegmentWriter(SegmentWriter):
         basedoc = self.docnum
         indexed = {name for name in reader.indexed_field_names() if name in self.schema}
         docmap = self.write_per_doc(set(self.schema.names()) | indexed, reader)
-        pool_fields = self.pool.fields
         for (fieldname, tbytes), info in reader._terms.items():
             if fieldname not in self.schema:
                 continue
-            terms = pool_fields.get(fieldname)
-            if terms is None:
-                terms = pool_fields[fieldname] = {}
-                self.pool.fieldnames.add(fieldname)
+            postings = self.pool.field(fieldname)
+            tid = postings.ids_for([tbytes])[0]
             for _count, _maxid, data in iter_blocks(reader, info):
                 ids, weights, values = decode_block(data)
                 if docmap is not None:
@@ -189,27 +257,23 @@ class FastSegmentWriter(SegmentWriter):
                         continue
                     ids = [docmap[ids[i]] for i in keep]
                     weights = [weights[i] for i in keep]
-                    if isinstance(values, tuple):
+                    if isinstance(values, (tuple, list)):
                         values = [values[i] for i in keep]
                 else:
                     ids = [d + basedoc for d in ids]
-                p = terms.get(tbytes)
-                if p is None:
-                    p = terms[tbytes] = _TermPostings()
-                p.ids.extend(ids)
-                p.weights.extend(weights)
+                count = len(ids)
+                postings.tids.extend(repeat(tid, count))
+                postings.docs.extend(ids)
+                postings.weights.extend(weights)
                 if isinstance(values, (tuple, list)):
-                    start = len(p.data)
-                    p.data += b"".join(values)
-                    p.ends.extend(map(add, accumulate(map(len, values)), repeat(start)))
+                    postings.vlens.extend(map(len, values))
+                    postings.data += b"".join(values)
+                elif values:
+                    # Values of fixed size: the same length for every posting.
+                    postings.vlens.extend(repeat(len(values) // count, count))
+                    postings.data += values
                 else:
-                    # Values of fixed size (or none): the same offsets for every posting.
-                    size = len(values) // len(ids) if values else 0
-                    if values:
-                        p.data += values
-                    start = len(p.data) - size * len(ids)
-                    p.ends.extend(range(start + size, start + size * len(ids) + 1, size) if size
-                                  else repeat(len(p.data), len(ids)))
+                    postings.vlens.extend(repeat(0, count))
         self._added = True
 
     def _flush_segment(self) -> None:
@@ -217,19 +281,23 @@ class FastSegmentWriter(SegmentWriter):
         fw = self.fieldwriter
         schema = self.schema
         for fieldname in sorted(self.pool.fields):
-            terms = self.pool.fields[fieldname]
-            if fieldname not in schema or not terms:
+            postings = self.pool.fields[fieldname]
+            if fieldname not in schema or not len(postings):
                 continue
             fieldobj = schema[fieldname]
             fw.start_field(fieldname, fieldobj)
             fixed = fieldobj.format.fixed_value_size()
-            lengths = self._lengths.get(fieldname, {})
+            by_doc = self._lengths.get(fieldname)
+            lengths = None
+            if by_doc:
+                lengths = [0] * (max(max(by_doc), self.docnum) + 1)
+                for docnum, length in by_doc.items():
+                    lengths[docnum] = length
             postfile = fw._postfile
             fieldid = fw._fieldid
             tindex = fw._tindex
-            for tbytes in sorted(terms):
-                p = terms[tbytes]
-                info = _write_term(postfile, p, lengths, fixed)
+            for tbytes, ids, weights, data, starts, ends in _sorted_terms(postings):
+                info = _write_term(postfile, ids, weights, data, starts, ends, lengths, fixed)
                 tindex.add(pack_ushort(fieldid) + tbytes, info.to_bytes())
             fw.finish_field()
         fw.close()
@@ -238,105 +306,116 @@ class FastSegmentWriter(SegmentWriter):
 _ONE_POSITION = [array("H", [n]).tobytes() for n in range(1 << 16)]
 
 
-def _add_positions(terms: dict, docnum: int, value: dict[str, list[int]]) -> int:
+def _add_positions(postings: _FieldPostings, docnum: int, value: dict[str, list[int]]) -> int:
     """Add one document's term → positions mapping (``schema.PackedPositions``); return the
     field length. A single position, the usual case, comes from a table."""
     one = _ONE_POSITION
-    length = 0
-    for term, plist in value.items():
-        tbytes = term.encode("utf-8")
-        p = terms.get(tbytes)
-        if p is None:
-            p = terms[tbytes] = _TermPostings()
-        p.ids.append(docnum)
-        n = len(plist)
-        p.weights.append(n)
-        length += n
-        if n == 1 and plist[0] < 0x10000:
-            p.data += one[plist[0]]
-        else:
-            p.data += encode_positions(plist)
-        p.ends.append(len(p.data))
-    return length
+    chunks = [one[plist[0]] if len(plist) == 1 and plist[0] < 0x10000 else encode_positions(plist)
+              for plist in value.values()]
+    counts = list(map(len, value.values()))
+    postings.add(postings.ids_for(list(map(str.encode, value))), docnum, counts, list(map(len, chunks)),
+                 b"".join(chunks))
+    return sum(counts)
 
 
-def _write_term(postfile, p: _TermPostings, lengths: dict[int, int], fixed: int | None) -> W3TermInfo:
-    ids, weights, ends = p.ids, p.weights, p.ends
-    data = bytes(p.data)
+def _add_grams(postings: _FieldPostings, docnum: int, value, kind: str) -> int:
+    """Add a document's bigrams (``analysis.GramPostings``) as whole arrays: the ``cjk`` counts
+    or the ``cjkpos`` positions, 16-bit as ``schema.encode_positions`` writes them."""
+    grams = value.grams if isinstance(value, GramCounts) else value
+    count = len(grams.codes)
+    if not count:
+        return 0
+    tids = postings.gram_ids_for(grams.codes.tolist())
+    counts = grams.counts
+    if kind == "counts":
+        postings.add(tids, docnum, counts.astype(np.float32).tolist())
+    elif not len(grams.positions) or int(grams.positions.max()) < 0x10000:
+        postings.add(tids, docnum, counts.astype(np.float32).tolist(), (counts * 2).tolist(),
+                     grams.positions.astype("<u2").tobytes())
+    else:
+        # A text longer than 65,536 characters: bigrams with a position past that use 32 bits.
+        chunks = [encode_positions(plist) for _gram, plist in grams.items()]
+        postings.add(tids, docnum, counts.astype(np.float32).tolist(), list(map(len, chunks)), b"".join(chunks))
+    return int(counts.sum())
+
+
+def _compress(raw: bytes) -> tuple[bytes, int]:
+    """A block's pickle, deflated if that makes it smaller (the block header says which, and
+    Whoosh's reader and ours decompress only flagged blocks). A 4 KB window: blocks are a few
+    KB, and setting up zlib's default 32 KB window costs more than compressing the block."""
+    if len(raw) < MIN_COMPRESS:
+        return raw, 0
+    deflate = zlib.compressobj(COMPRESSION, zlib.DEFLATED, 12, 4)
+    packed = deflate.compress(raw) + deflate.flush()
+    return (packed, COMPRESSION) if len(packed) < len(raw) else (raw, 0)
+
+
+def _write_term(postfile, ids: list[int], weights: list[float], data: bytes, starts: list[int], ends: list[int],
+                lengths: list[int] | None, fixed: int | None) -> W3TermInfo:
+    """Write one term's postings (documents ascending) as W3 blocks, in one write; return its
+    term info (the statistics of ``W3TermInfo.add_block`` over all blocks)."""
     count = len(ids)
-    if count > 1 and any(map(int.__ge__, ids[:-1], ids[1:])):
-        # Merged segments append in order; sort defensively if a caller did not.
-        order = sorted(range(count), key=ids.__getitem__)
-        starts = [0, *ends[:-1]]
-        chunks = [data[starts[i]:ends[i]] for i in order]
-        ids = array("I", (ids[i] for i in order))
-        weights = array("f", (weights[i] for i in order))
-        ends = array("I", accumulate(len(c) for c in chunks))
-        data = b"".join(chunks)
     info = W3TermInfo()
-    startoffset = postfile.tell()
-    postfile.write(WHOOSH3_HEADER_MAGIC)
-    start_byte = 0
+    parts = [WHOOSH3_HEADER_MAGIC]
+    term_lengths = list(map(lengths.__getitem__, ids)) if lengths else None
     for b0 in range(0, count, BLOCK_LIMIT):
         b1 = min(b0 + BLOCK_LIMIT, count)
         block_ids = ids[b0:b1]
         block_weights = weights[b0:b1]
-        if lengths:
-            block_lengths = [lengths.get(d, 0) for d in block_ids]
-            nonzero = [n for n in block_lengths if n]
-            minlength = min(nonzero) if nonzero else None
+        if term_lengths:
+            block_lengths = term_lengths[b0:b1]
+            minlength = min(block_lengths)
+            if not minlength:
+                nonzero = [n for n in block_lengths if n]
+                minlength = min(nonzero) if nonzero else None
             maxlength = max(block_lengths)
         else:
             minlength, maxlength = None, 0
         maxweight = max(block_weights)
-        # Term statistics, as W3TermInfo.add_block
-        info._weight += sum(block_weights)
-        info._df += b1 - b0
         if info._minlength is None:
             info._minlength = minlength
-        elif minlength is not None:
-            info._minlength = min(info._minlength, minlength)
-        info._maxlength = max(info._maxlength, maxlength)
-        info._maxweight = max(info._maxweight, maxweight)
-        if info._minid is None:
-            info._minid = block_ids[0]
-        info._maxid = block_ids[-1]
+        elif minlength is not None and minlength < info._minlength:
+            info._minlength = minlength
+        if maxlength > info._maxlength:
+            info._maxlength = maxlength
+        if maxweight > info._maxweight:
+            info._maxweight = maxweight
         # Block body, as W3PostingsWriter._write_block and its _mini_* methods
         # Each block's ids are delta-encoded from zero (whoosh.util.numlists.delta_encode).
         deltas = tuple(map(int.__sub__, block_ids, [0, *block_ids[:-1]]))
         first = block_weights[0]
-        if first == 1.0 and block_weights.count(1.0) == b1 - b0:
-            mini_weights = None
-        elif block_weights.count(first) == b1 - b0:
-            mini_weights = first
+        if block_weights.count(first) == b1 - b0:
+            mini_weights = None if first == 1.0 else first
         else:
             mini_weights = tuple(block_weights)
-        block_ends = ends[b0:b1]
-        if fixed is None or fixed < 0:
-            mini_values = tuple(map(data.__getitem__, map(slice, [start_byte, *block_ends[:-1]], block_ends)))
-        elif fixed == 0:
+        if fixed == 0:
             mini_values = None
         else:
-            mini_values = data[start_byte:block_ends[-1]]
-        start_byte = block_ends[-1]
+            mini_values = tuple(map(data.__getitem__, map(slice, starts[b0:b1], ends[b0:b1])))
+            if fixed is not None and fixed > 0:
+                mini_values = b"".join(mini_values)
         # Protocol 5 pickles bytes natively (protocol 2, Whoosh's, goes through _codecs.encode);
         # the reader uses pickle.loads, which reads any protocol.
-        databytes = zlib.compress(dumps((deltas, mini_weights, mini_values), 5), COMPRESSION)
-        infobytes = dumps((b1 - b0, block_ids[-1], maxweight, COMPRESSION,
+        databytes, compression = _compress(dumps((deltas, mini_weights, mini_values), 5))
+        infobytes = dumps((b1 - b0, block_ids[-1], maxweight, compression,
                            length_to_byte(minlength), length_to_byte(maxlength)), 2)
         blocklength = len(infobytes) + len(databytes)
-        if b1 == count:
-            blocklength = -blocklength
-        postfile.write_int(blocklength)
-        postfile.write(infobytes)
-        postfile.write(databytes)
-    info.set_extent(startoffset, postfile.tell() - startoffset)
+        parts.append(_BLOCK_LENGTH.pack(-blocklength if b1 == count else blocklength))
+        parts.append(infobytes)
+        parts.append(databytes)
+    info._weight = float(sum(weights))
+    info._df = count
+    info._minid = ids[0]
+    info._maxid = ids[-1]
+    body = b"".join(parts)
+    startoffset = postfile.tell()
+    postfile.write(body)
+    info.set_extent(startoffset, len(body))
     return info
 
 
 # -- reading blocks back in bulk (the engine's queries and the merges below) --------------------
 
-_BLOCK_LENGTH = struct.Struct("!i")
 
 
 def iter_blocks(seg, info):
