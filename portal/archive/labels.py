@@ -10,7 +10,7 @@ from ..labels import register_labels
 ARCHIVE_LABELS: dict[str, dict[str, object]] = {
     "doc_state": {"collected": _l("Collected"), "sorted": _l("Sorted"), "filed": _l("Filed"),
                   "archived": _l("Archived"), "discarded": _l("Discarded"), "destroyed": _l("Destroyed")},
-    "lending_state": {"requested": _l("Requested"), "approved": _l("Approved"), "issued": _l("Issued"),
+    "lending_state": {"requested": _l("Requested"), "approved": _l("Approved"), "issued": _l("On loan"),
                       "returned": _l("Returned"), "refused": _l("Refused"), "withdrawn": _l("Withdrawn")},
     "lending_medium": {"digital": _l("Digital copy"), "paper": _l("Paper original")},
     "transfer_state": {"draft": _l("Draft"), "sent": _l("Sent, awaiting receipt"),

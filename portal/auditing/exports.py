@@ -161,7 +161,7 @@ def lending_register_xlsx(rows, *, institution_name: str, type_names: dict[str, 
                 end=end or "—")
     _sheet(wb, _("Lending register"),
            ["#", _("Requested"), _("Borrowed by"), _("Credit file"), _("Documents"), _("Medium"), _("Reason"),
-            _("Approved by"), _("Issued"), _("Due"), _("Returned"), _("State"), _("Reminders")],
+            _("Approved by"), _("Lent on"), _("Due"), _("Returned"), _("State"), _("Reminders")],
            ([lend.id, lend.requested_at, lend.requester.display_name, lend.volume.title,
              "; ".join(f"{d.archive_number or '#' + str(d.id)} {type_names.get(d.doc_type, d.doc_type)}"
                        for d in lend.documents),
