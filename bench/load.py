@@ -643,6 +643,7 @@ def main() -> int:
             data.seconds["reindex"] = round(time.monotonic() - t0, 1)
             if args.keep:
                 manifest.write_text(json.dumps(data.__dict__, ensure_ascii=False))
+        _empty_panel_cache(url)
         load_before = os.getloadavg()
         port = free_port()
         log(f"gunicorn -w {args.workers} -k gthread --threads {args.threads} on 127.0.0.1:{port}")
@@ -695,6 +696,17 @@ def main() -> int:
             shutil.rmtree(instance, ignore_errors=True)
             if schema:
                 _pg_schema(args.pg_url, schema, create=False)
+
+
+def _empty_panel_cache(url: str) -> None:
+    """Every run starts with no dashboard panel kept (``portal.auditing.panel_cache``): the first
+    view of each institution's dashboard builds it, within the warm-up."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_panel_cache"))
+    engine.dispose()
 
 
 def _pg_schema(base_url: str, schema: str, *, create: bool) -> None:

@@ -4,11 +4,19 @@ Content-Security-Policy forbids inline script), print, and go into PDFs.
 Every chart is rendered without pygal's JavaScript (``js=[]``) and any ``<script>`` element
 pygal still writes (its config) is removed, so the markup can be embedded inline in a page.
 Values are printed on the bars instead of tooltips. PDFs embed the same SVG as a data URI.
+
+Rendering is most of a panel's cost once its numbers are read (pygal: 10–30 ms a chart), so
+each worker keeps the last ``MEMO_SIZE`` charts by their inputs (title, labels, values,
+options): a dashboard rebuilt after a change elsewhere in its subtree renders only the charts
+whose numbers changed.
 """
 from __future__ import annotations
 
 import base64
+import functools
 import re
+import threading
+from collections import OrderedDict
 from decimal import Decimal
 from typing import Iterable, Sequence
 
@@ -22,6 +30,8 @@ FONT = CJK_FONTS.replace('"', "'")
 PALETTE = ("#2e7d32", "#c62828", "#f9a825", "#1565c0", "#6a1b9a", "#00838f", "#ef6c00", "#4e342e", "#546e7a")
 # Five-category classes, normal to loss; buckets from current to the worst.
 RISK_COLOURS = ("#2e7d32", "#f9a825", "#ef6c00", "#c62828", "#4a0000")
+
+MEMO_SIZE = 512
 
 SCRIPT = re.compile(r"<script\b[^>]*>.*?</script\s*>", re.IGNORECASE | re.DOTALL)
 COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
@@ -74,6 +84,42 @@ def _wide(text: str) -> int:
     return sum(1 for ch in str(text) if ord(ch) > 0x2E80)
 
 
+def _frozen(value):
+    """Lists (of lists, of pairs) as tuples, so that a chart's inputs can be a key."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def _memo(render):
+    """Keep the last ``MEMO_SIZE`` charts rendered by ``render``, by their inputs."""
+    kept: OrderedDict = OrderedDict()
+    lock = threading.Lock()
+
+    @functools.wraps(render)
+    def memoised(*args, **kwargs):
+        args = tuple(list(a) if hasattr(a, "__next__") else a for a in args)   # a generator, read once
+        key = (_frozen(args), _frozen(sorted(kwargs.items())))
+        try:
+            hash(key)
+        except TypeError:            # inputs that cannot be a key: rendered every time
+            return render(*args, **kwargs)
+        with lock:
+            if key in kept:
+                kept.move_to_end(key)
+                return kept[key]
+        svg = render(*args, **kwargs)
+        with lock:
+            kept[key] = svg
+            while len(kept) > MEMO_SIZE:
+                kept.popitem(last=False)
+        return svg
+
+    memoised.cache_clear = kept.clear
+    return memoised
+
+
+@_memo
 def bar(title: str, labels: Sequence[str], series: Iterable[tuple[str, Sequence]], *, percent: bool = False,
         horizontal: bool = False, stacked: bool = False, colours: Sequence[str] = PALETTE,
         height: int | None = None) -> Markup:
@@ -96,6 +142,7 @@ def bar(title: str, labels: Sequence[str], series: Iterable[tuple[str, Sequence]
     return _render(chart)
 
 
+@_memo
 def line(title: str, labels: Sequence[str], series: Iterable[tuple[str, Sequence]], *, percent: bool = False,
          colours: Sequence[str] = PALETTE) -> Markup:
     """A line over dates (or any ordered labels); long label lists show every n-th label."""
@@ -113,6 +160,7 @@ def line(title: str, labels: Sequence[str], series: Iterable[tuple[str, Sequence
     return _render(chart)
 
 
+@_memo
 def pie(title: str, slices: Iterable[tuple[str, float]], *, colours: Sequence[str] = PALETTE,
         donut: bool = True) -> Markup:
     chart = pygal.Pie(**_config(title, colours, 320, value_formatter=_count, inner_radius=0.45 if donut else 0))

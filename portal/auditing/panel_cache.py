@@ -66,6 +66,7 @@ UNWATCHED = frozenset({
     "data_version", "audit_panel_cache",          # this module's own
 })
 _PENDING = "xindang_changed_institutions"
+_FINGERPRINTS = "xindang_fingerprints"    # read once a transaction: home asks for two things
 _DML = re.compile(r"^\s*(insert|update|delete|replace|merge)\b", re.IGNORECASE)
 
 
@@ -88,6 +89,7 @@ def _institutions_of(obj) -> set[int] | None:
 @event.listens_for(Session, "after_flush")
 def _note_changes(session: Session, _flush_context) -> None:
     """Remember which institutions this flush changed rows of (history is still intact here)."""
+    session.info.pop(_FINGERPRINTS, None)
     changed: set[int] = session.info.setdefault(_PENDING, set())
     dirty = (obj for obj in session.dirty if session.is_modified(obj, include_collections=False))
     for group in (session.new, session.deleted, dirty):
@@ -133,21 +135,28 @@ def _raise_versions(session: Session) -> None:
         set_={"version": table.c.version + 1, "changed_at": stmt.excluded.changed_at}))
 
 
+@event.listens_for(Session, "after_commit")
 @event.listens_for(Session, "after_rollback")
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_changes(session: Session, *_args) -> None:
     session.info.pop(_PENDING, None)
+    session.info.pop(_FINGERPRINTS, None)
 
 
 def fingerprint(institution: Institution) -> str:
-    """The data versions a panel of ``institution`` depends on, as one string."""
+    """The data versions a panel of ``institution`` depends on, as one string (read once per
+    transaction of the session, again after it flushes, commits or rolls back)."""
+    known = db.session.info.setdefault(_FINGERPRINTS, {})
+    if institution.id in known:
+        return known[institution.id]
     ancestors = institution.path.strip("/").split("/")[:-1]
     related = select(Institution.id).where(or_(Institution.path.startswith(institution.path, autoescape=True),
                                                Institution.code.in_(ancestors)))
     count, total, latest = db.session.execute(
         select(func.count(), func.coalesce(func.sum(DataVersion.version), 0), func.max(DataVersion.changed_at))
         .where(or_(DataVersion.institution_id == EVERYWHERE, DataVersion.institution_id.in_(related)))).one()
-    return f"{count}:{total}:{latest.isoformat() if latest else '-'}"
+    known[institution.id] = f"{count}:{total}:{latest.isoformat() if latest else '-'}"
+    return known[institution.id]
 
 
 # --- panels as JSON ------------------------------------------------------------------------------

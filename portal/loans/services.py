@@ -94,7 +94,8 @@ def page_of(stmt: Select, page: int, per_page: int):
                              .limit(per_page).offset((page - 1) * per_page)).scalars().all()
     by_id = {loan.id: loan for loan in db.session.execute(
         select(Loan).where(Loan.id.in_(ids))
-        .options(joinedload(Loan.borrower), joinedload(Loan.branch), joinedload(Loan.officer))).scalars()}
+        .options(joinedload(Loan.borrower), joinedload(Loan.branch),
+                 joinedload(Loan.officer).lazyload(User.role_rows))).scalars()}
     return [by_id[i] for i in ids if i in by_id], total, page, pages
 
 

@@ -38,10 +38,11 @@ def loan_list():
     page = _int_arg("page") or 1
     loans, total, page, pages = page_of(loan_list_query(current_user, filters, rules), page, per_page)
     branches = visible_institutions(current_user, levels=("branch",))
-    officers = db.session.execute(
-        select(User).join(UserRole).where(UserRole.role.in_([Role.LOAN_OFFICER.value, Role.POST_LOAN_OFFICER.value]),
-                                          in_scope(User.institution_id, current_user))
-        .order_by(User.username)).scalars().unique().all()
+    officers = db.session.execute(   # id and name only: the choices of the officer filter
+        select(User.id, User.display_name, User.username).join(UserRole)
+        .where(UserRole.role.in_([Role.LOAN_OFFICER.value, Role.POST_LOAN_OFFICER.value]),
+               in_scope(User.institution_id, current_user))
+        .distinct().order_by(User.username)).all()
     # Each kind's names translated once, not once a row (150 translations were 5 ms a page).
     names = {kind: dict(choices(kind)) for kind in ("product", "loan_status", "risk_class")}
     return render_template("loans/list.html", loans=loans, total=total, page=page, pages=pages,

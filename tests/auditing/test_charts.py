@@ -29,3 +29,12 @@ def test_pdf_image_keeps_proportions_within_limits():
     data = base64.b64decode(re.search(r'base64,([^"]+)"', html).group(1)).decode()
     assert 'width="720" height="340"' in data
     assert charts.pdf_image(None) == ""
+
+
+def test_a_chart_is_rendered_once_per_inputs():
+    from portal.auditing import charts
+    first = charts.bar("同一图", ["甲", "乙"], [("件数", [1, 2])])
+    assert charts.bar("同一图", ["甲", "乙"], [("件数", [1, 2])]) is first             # kept, not redrawn
+    changed = charts.bar("同一图", ["甲", "乙"], [("件数", [1, 3])])
+    assert changed is not first and ">3<" in str(changed)                              # other numbers: drawn
+    assert charts.bar("同一图", ["甲", "乙"], ((name, v) for name, v in [("件数", [1, 2])])) is first
