@@ -41,12 +41,12 @@ class NoteForm(FlaskForm):
 class LendingRequestForm(FlaskForm):
     medium = RadioField(_l("What you need"), choices=[("digital", _l("Digital copy")),
                                                       ("paper", _l("Paper original"))], default="digital")
-    days = IntegerField(_l("For how many days"), default=7, validators=[InputRequired(), NumberRange(min=1, max=90)])
+    days = IntegerField(_l("For how many days"), default=7, validators=[InputRequired(), NumberRange(min=1)])
     reason = TextAreaField(_l("Reason"), validators=[DataRequired(), Length(max=2000)])
 
 
 class RenewForm(FlaskForm):
-    days = IntegerField(_l("Extend by (days)"), default=7, validators=[InputRequired(), NumberRange(min=1, max=90)])
+    days = IntegerField(_l("Extend by (days)"), default=7, validators=[InputRequired(), NumberRange(min=1)])
 
 
 class TransferForm(FlaskForm):

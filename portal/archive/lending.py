@@ -16,13 +16,19 @@ from ..audit.trail import record_event
 from ..errors import InvalidInput, PermissionDenied, WrongState
 from ..extensions import db
 from ..labels import label
+from ..rules.service import rules_for
 from ..timeutil import CST, local_today, utcnow
 from .models import LENDING_TRANSITIONS, DocState, Document, Lending, LendingState, Volume, lending_item
 from .services import doc_ref, lock_for_update, not_found
 
 MEDIA = ("digital", "paper")
-MAX_DAYS = 90          # longest single lending or renewal; the approver may grant less
-MAX_RENEWALS = 2
+
+
+def _limits(institution) -> tuple[int, int]:
+    """The union's longest lending or renewal in days and the renewals allowed (union settings
+    ``lending_max_days`` and ``lending_max_renewals``; the approver may grant less)."""
+    settings = rules_for(institution).settings
+    return int(settings["lending_max_days"]), int(settings["lending_max_renewals"])
 
 
 def _move(actor: User | None, lending: Lending, new_state: str, action: str, summary: dict | None = None) -> None:
@@ -44,13 +50,14 @@ def _in_scope(actor: User, lending: Lending) -> None:
     lock_for_update(lending)
 
 
-def _days(raw) -> int:
+def _days(raw, institution) -> int:
     try:
         days = int(raw)
     except (TypeError, ValueError):
         raise InvalidInput(_("Give the number of days as a whole number.")) from None
-    if not 1 <= days <= MAX_DAYS:
-        raise InvalidInput(_("A lending lasts from 1 to %(max)d days.", max=MAX_DAYS))
+    max_days, _renewals = _limits(institution)
+    if not 1 <= days <= max_days:
+        raise InvalidInput(_("A lending lasts from 1 to %(max)d days.", max=max_days))
     return days
 
 
@@ -63,7 +70,6 @@ def request_lending(actor: User, volume: Volume, documents: list[Document], *, m
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput(_("Give the reason for the lending."))
-    days = _days(days)
     if not documents:
         raise InvalidInput(_("Choose at least one document."))
     custodians = {d.institution_id for d in documents}
@@ -77,6 +83,7 @@ def request_lending(actor: User, volume: Volume, documents: list[Document], *, m
             raise InvalidInput(_("Document %(ref)s has no paper original; ask for a digital copy.", ref=doc_ref(doc)))
     if len(custodians) != 1:
         raise InvalidInput(_("The documents are held by different institutions; request them separately."))
+    days = _days(days, documents[0].institution)
     lending = Lending(institution_id=custodians.pop(), volume_id=volume.id, requester_id=actor.id, medium=medium,
                       reason=reason[:2000], days=days, state=LendingState.REQUESTED.value)
     lending.documents = list(documents)
@@ -147,12 +154,13 @@ def issue_lending(actor: User, lending: Lending) -> Lending:
 def renew_lending(actor: User, lending: Lending, days) -> Lending:
     """续借: a director or archivist other than the borrower extends the due date."""
     _approver(actor, lending)
-    days = _days(days)
+    days = _days(days, lending.institution)
     if lending.state != LendingState.ISSUED.value:
         raise WrongState(_("Only an issued lending can be renewed."))
-    if lending.renewals >= MAX_RENEWALS:
-        raise WrongState(_("Lending #%(id)d was already renewed %(n)d times; return it and ask again.",
-                           id=lending.id, n=lending.renewals))
+    allowed = _limits(lending.institution)[1]
+    if lending.renewals >= allowed:
+        raise WrongState(_("Lending #%(id)d cannot be renewed again (renewals allowed: %(n)d); return it and "
+                           "ask again.", id=lending.id, n=allowed))
     old_due = lending.due_on
     lending.due_on = max(lending.due_on, local_today()) + timedelta(days=days)
     lending.renewals += 1

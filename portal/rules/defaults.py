@@ -44,6 +44,8 @@ SETTINGS = [
     SettingSpec("archive_category", "str", "XD", "门类代码", "Category code (门类代码)", "DA/T 22-2015"),
     SettingSpec("archive_inspection_months_county", "int", 12, "县联社档案检查周期(月)", "County archive inspection cycle (months)", "贷后管理办法 第十条"),
     SettingSpec("archive_inspection_months_branch", "int", 6, "基层社档案自查周期(月)", "Branch archive self-inspection cycle (months)", "贷后管理办法 第十条"),
+    SettingSpec("lending_max_days", "int", 90, "档案借阅及每次续借最长期限(天)", "Longest archive lending or renewal (days)", "baseline", minimum=1, maximum=365),
+    SettingSpec("lending_max_renewals", "int", 2, "档案续借次数上限", "Renewals allowed per archive lending", "baseline", maximum=12),
 ]
 
 CHECKLIST = [

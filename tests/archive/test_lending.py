@@ -214,3 +214,30 @@ def test_only_archived_documents_are_lent(app, client, store, setup):
     with app.app_context():
         assert db.session.execute(select(Lending)).first() is None
         assert db.session.get(Document, doc_id).state == "collected"
+
+
+def test_the_union_sets_the_longest_lending_and_the_renewals(app, client, store, setup):
+    from portal.accounts.services import update_union_settings
+
+    with app.app_context():
+        update_union_settings(setup.org.user("union_admin"), setup.org.inst("P"),
+                              {"lending_max_days": "30", "lending_max_renewals": "1"})
+        db.session.commit()
+    volume_id, ids = archived_documents(app, setup)
+    login(client, "officer")
+    too_long = request_lending(client, volume_id, ids, days=31)
+    assert too_long.status_code == 422 and "from 1 to 30 days" in too_long.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.execute(select(Lending)).first() is None
+    lending_id = int(request_lending(client, volume_id, ids, days=30).headers["Location"].rsplit("/", 1)[1])
+    director = app.test_client()
+    login(director, "director")
+    archivist = app.test_client()
+    login(archivist, "archivist")
+    post(director, f"/archive/lending/{lending_id}/approve")
+    post(archivist, f"/archive/lending/{lending_id}/issue")
+    assert post(director, f"/archive/lending/{lending_id}/renew", {"days": 31}).status_code == 422
+    assert post(director, f"/archive/lending/{lending_id}/renew", {"days": 30}).status_code == 303
+    second = post(director, f"/archive/lending/{lending_id}/renew", {"days": 5})
+    assert second.status_code == 409 and "cannot be renewed again (renewals allowed: 1)" in second.get_data(as_text=True)
+    assert lending_of(app, lending_id).renewals == 1
