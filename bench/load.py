@@ -11,9 +11,13 @@
    state, with Chinese text as extraction would have left it in ``document_text``), all written
    with bulk inserts. Documents have no stored objects: no page driven here reads one. The
    search index is built by ``flask search reindex``, the portal's own path.
-2. **Server**: ``gunicorn -w 4 -k gthread --threads 4`` on a free port of 127.0.0.1 with
-   ``wsgi:app`` (production configuration, the portal's own search drainer in each worker).
-3. **Load**: ``--users`` threads, each signed in once as its own user (loan officers, directors
+2. **Server**: ``gunicorn -w 4 -k gthread --threads 4`` (the README's setting for 2 cores) on a
+   free port of 127.0.0.1 with ``wsgi:app`` (production configuration, the portal's own search
+   drainer in each worker). The dashboard panel cache is emptied first (a kept data set is
+   brought to the newest migration with ``flask db upgrade``).
+3. **First views**: each user looks at the dashboard once, one after the other, alone on the
+   server: what building a dashboard costs before any of its panels are kept.
+4. **Load**: ``--users`` threads, each signed in once as its own user (loan officers, directors
    and archivists of different branches, county auditors, a county director, the union admin),
    each with one keep-alive connection, asking without pause (no think time: 20 such users are
    the work of many more people) for: the loan list (a random page of the user's scope), a loan
@@ -22,7 +26,7 @@
    served by the same gunicorn. Phases (``--mode``): each page alone, then all of them at once,
    each user taking them in turn. In each phase ``--warmup`` seconds are not counted, then
    ``--duration`` seconds are. Bounded: at most 64 users, 900 s a phase, loopback only.
-4. **Report**: requests, throughput, p50/p95/p99 per page, the ratio of each p50 to the static
+5. **Report**: requests, throughput, p50/p95/p99 per page, the ratio of each p50 to the static
    floor's, and the CPU time the gunicorn workers spent per request (from /proc: what a page
    costs, whatever else the machine runs; PostgreSQL's own processes are not in it); JSON to
    stdout (``--json`` to a file too), Markdown tables to stderr.
@@ -537,6 +541,22 @@ def run_phase(clients: list[tuple[dict, Client]], pages: list[str], data: Datase
     return samples, errors, cpu_used
 
 
+def first_dashboard_views(clients: list[tuple[dict, Client]], cpu, errors: list[str]) -> list[dict]:
+    """Each user's first look at the dashboard, alone on the server: the panel cache is empty,
+    so this is what building a dashboard costs (later views of the same institution read the
+    panels back while nothing under them changes; see bench/load.md)."""
+    views = []
+    for user, client in clients:
+        c0, t0 = cpu(), time.perf_counter()
+        status, _body, _headers = client.request("GET", "/audit/dashboard")
+        views.append({"username": user["username"], "role": user["role"], "status": status,
+                      "ms": round((time.perf_counter() - t0) * 1000, 1),
+                      "server_cpu_ms": round((cpu() - c0) * 1000, 1)})
+        if status != 200:
+            errors.append(f"{user['username']} first dashboard: HTTP {status}")
+    return views
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     k = (len(ordered) - 1) * p
@@ -571,6 +591,10 @@ def markdown(result: dict) -> str:
              f"{result['database']}, gunicorn {result['workers']}×{result['threads']} gthread, "
              f"{result['duration_s']} s measured after {result['warmup_s']} s warm-up per phase; "
              f"machine load average {result['load_average']['before']} before, {result['load_average']['after']} after"]
+    lines += ["", "First view of each user's dashboard (panel cache empty), one user at a time:", "",
+              "| user | role | ms | server CPU ms |", "|---|---|---:|---:|"]
+    lines += [f"| {v['username']} | {v['role']} | {v['ms']} | {v['server_cpu_ms']} |"
+              for v in result.get("first_dashboard_views", [])]
     titles = {"each": "Each page alone (all users on that page)", "mixed": "All pages at once (each user in turn)"}
     for phase, rows in result["phases"].items():
         total = round(sum(r["requests"] for r in rows.values()) / result["duration_s"], 1)
@@ -654,6 +678,8 @@ def main() -> int:
         mixed_cpu = None
         phases: dict[str, dict] = {}
         errors: list[str] = []
+        log("first views: each user's dashboard once, one after the other (builds and keeps its panels)")
+        first_views = first_dashboard_views(clients, cpu, errors)
         if args.mode in ("each", "both"):
             phases["each"] = {}
             for page in PAGES:
@@ -680,7 +706,7 @@ def main() -> int:
             "python": platform.python_version(), "database": args.db, "loans": data.loans,
             "documents": data.documents, "users": args.users, "workers": args.workers, "threads": args.threads,
             "warmup_s": args.warmup, "duration_s": args.duration, "build_seconds": data.seconds,
-            "phases": phases, "mixed_server_cpu_cores": mixed_cpu, "errors": errors[:20], "error_count": len(errors),
+            "first_dashboard_views": first_views, "phases": phases, "mixed_server_cpu_cores": mixed_cpu, "errors": errors[:20], "error_count": len(errors),
         }
         print(json.dumps(result, ensure_ascii=False, indent=2))
         if args.json:
