@@ -1,13 +1,15 @@
-"""The query executor: whole posting lists and set operations over Whoosh's segments.
+"""The query executor: whole posting lists as numpy arrays, combined over Whoosh's segments.
 
 Whoosh stores the index (segments, term dictionary, postings, columns, deletions, locking and
 merging are all Whoosh's); this module answers queries over it. Whoosh's own matchers walk the
 postings one document at a time in Python, which on this corpus (common phrases in most
-documents) costs 0.5–2 s a query at 20,000 documents. Here a term's posting list is read whole
-(zlib and pickle do the decoding in C) and combined with Python's set operations, so the
-per-document work left in Python is the adjacency check of a phrase's bigrams, done only for
-candidates that no cheaper proof covers. Counts per type, sorting and BM25 scores use C-level
-``map``/``heapq`` over per-segment columns.
+documents) costs 0.5–2 s a query at 20,000 documents. Here a term's posting list is decoded
+whole (zlib and pickle do that in C) into sorted numpy arrays, kept in a per-process cache
+bounded by bytes (segments never change, so an entry never goes stale), and documents are
+sets as sorted arrays: intersections are binary searches, the adjacency check of a phrase's
+bigrams is one array of (document, start position) keys per bigram, intersected, and counts
+per type, sorting and BM25 scores are array operations over per-segment columns. No Python
+loop runs per document or per posting.
 
 A query is a small tree of nodes (``Terms``, ``Phrase``, ``AnyOf``, ``AllOf``), a list of
 required nodes (clauses, scope and filters alike: a document outside the scope is never in a
@@ -17,20 +19,21 @@ from __future__ import annotations
 
 import heapq
 import math
+import pickle
 import threading
-from bisect import bisect_left, bisect_right
+import zlib
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from itertools import chain, repeat
-from operator import add, and_, floordiv, lshift, mul, rshift, sub, truediv
+from itertools import accumulate
 
+import numpy as np
 from whoosh.codec.whoosh3 import LENGTHS_COLUMN, _lenfield
 from whoosh.reading import TermNotFound
 from whoosh.util.numeric import byte_to_length
 
 from .analysis import grams
 from .schema import decode_positions
-from .writer import decode_block, decode_ids, iter_blocks
+from .writer import iter_blocks
 
 BM25_B = 0.75
 BM25_K1 = 1.2
@@ -101,7 +104,49 @@ class Result:
     segments: int = 0
 
 
-# -- reading postings in bulk -------------------------------------------------------------------
+# -- sorted arrays as sets ----------------------------------------------------------------------
+
+DOCS = np.int64
+EMPTY = np.zeros(0, dtype=DOCS)
+
+
+def intersect(a: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """Elements of sorted ``a`` also in sorted ``b`` (``b`` None: all of ``a``); a binary search of
+    the smaller array's elements in the larger one."""
+    if b is None:
+        return a
+    if len(a) > len(b):
+        a, b = b, a
+    if not len(a) or not len(b):
+        return EMPTY
+    pos = np.searchsorted(b, a)
+    pos[pos == len(b)] = len(b) - 1
+    return a[b[pos] == a]
+
+
+def contains(b: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """For each element of ``a``, whether sorted ``b`` holds it."""
+    if not len(b) or not len(a):
+        return np.zeros(len(a), dtype=bool)
+    pos = np.searchsorted(b, a)
+    pos[pos == len(b)] = len(b) - 1
+    return b[pos] == a
+
+
+def difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return a[~contains(b, a)] if len(b) else a
+
+
+def union(arrays: list[np.ndarray]) -> np.ndarray:
+    arrays = [a for a in arrays if len(a)]
+    if not arrays:
+        return EMPTY
+    if len(arrays) == 1:
+        return arrays[0]
+    return np.unique(np.concatenate(arrays))
+
+
+# -- decoded posting lists, cached --------------------------------------------------------------
 
 def _term_info(seg, fieldname: str, term: str):
     try:
@@ -110,84 +155,184 @@ def _term_info(seg, fieldname: str, term: str):
         return None
 
 
-def read_postings(seg, fieldname: str, term: str) -> tuple[list[int], list[float]]:
-    """Document numbers and weights of a term in one segment."""
-    info = _term_info(seg, fieldname, term)
-    if info is None:
-        return [], []
-    all_ids: list[int] = []
-    all_weights: list[float] = []
-    for _count, _maxid, data in iter_blocks(seg, info):
-        ids, weights, _values = decode_block(data)
-        all_ids.extend(ids)
-        all_weights.extend(weights)
-    return all_ids, all_weights
+def _decode_block(data) -> tuple[list[int], object, object]:
+    """(ids, weights, values) of a block from ``iter_blocks`` (pickle and zlib, in C)."""
+    if data[0] == "inline":
+        _tag, ids, weights, values = data
+        return list(ids), list(weights), tuple(values) if values else None
+    compression, buf, start, end = data
+    raw = buf[start:end]
+    deltas, weights, values = pickle.loads(zlib.decompress(raw) if compression else raw)
+    return list(accumulate(deltas)), weights, values
 
 
-def read_ids(seg, fieldname: str, term: str, low: int | None = None, high: int | None = None) -> list[int]:
-    """The document numbers of a term in one segment; with ``low``/``high``, only the blocks
-    that may hold numbers in that range are decoded (a scope's documents are adjacent after
-    ``flask search reindex``, which indexes them in institution order)."""
-    info = _term_info(seg, fieldname, term)
-    if info is None:
-        return []
-    out: list[int] = []
-    prev_max = -1
-    for _count, maxid, data in iter_blocks(seg, info):
-        if high is not None and prev_max >= high:
-            break
-        prev_max = maxid
-        if low is not None and maxid < low:
-            continue
-        out.extend(decode_ids(data))
-    return out
+@dataclass
+class Postings:
+    """Postings of one term in one segment (or in a range of its documents): document numbers
+    (sorted), weights, and for fields with positions, each document's positions as
+    ``positions[offsets[i]:offsets[i + 1]]``."""
+
+    ids: np.ndarray
+    weights: np.ndarray | None = None
+    offsets: np.ndarray | None = None
+    positions: np.ndarray | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.ids, self.weights, self.offsets, self.positions) if a is not None) + 200
 
 
-def read_values_for(seg, fieldname: str, term: str, candidates: list[int]) -> dict[int, bytes]:
-    """Values (positions) of ``term`` for the sorted ``candidates`` only: blocks holding none of
-    them are skipped without being decompressed."""
-    info = _term_info(seg, fieldname, term)
-    if info is None or not candidates:
-        return {}
-    out: dict[int, bytes] = {}
-    prev_max = -1
-    for _count, maxid, data in iter_blocks(seg, info):
-        lo = bisect_right(candidates, prev_max)
-        hi = bisect_right(candidates, maxid)
-        prev_max = maxid
-        if lo == hi:
-            continue
-        ids, _weights, vals = decode_block(data)
-        wanted = candidates[lo:hi]
-        if len(wanted) * 4 < len(ids):
-            for c in wanted:
-                i = bisect_left(ids, c)
-                if i < len(ids) and ids[i] == c:
-                    out[c] = vals[i]
+NO_POSTINGS = Postings(EMPTY, np.zeros(0), np.zeros(1, dtype=DOCS), EMPTY)
+
+
+def _blocks_postings(blocks: list, what: str) -> Postings:
+    """Consecutive blocks as one ``Postings``; ``what``: "ids", "weights" (and ids) or
+    "positions" (and ids). Decoded into lists first, then turned into arrays once."""
+    ids: list[int] = []
+    weights: list[float] = []
+    values: list[bytes] = []
+    for data in blocks:
+        block_ids, block_weights, block_values = _decode_block(data)
+        ids.extend(block_ids)
+        if what == "weights":
+            n = len(block_ids)
+            weights.extend([1.0] * n if block_weights is None else [block_weights] * n
+                           if isinstance(block_weights, float) else block_weights)
+        elif what == "positions":
+            values.extend(block_values or ())
+    out = Postings(np.array(ids, dtype=DOCS))
+    if what == "weights":
+        out.weights = np.array(weights, dtype=np.float64)
+    elif what == "positions":
+        lengths = np.fromiter(map(len, values), dtype=DOCS, count=len(values))
+        if not (lengths % 2).any():
+            out.positions = np.frombuffer(b"".join(values), dtype="<u2").astype(DOCS)
+            counts = lengths // 2
         else:
-            out.update(zip(ids, vals))   # extra entries are harmless: callers look up candidates
-        if hi == len(candidates):
-            break
+            # A document longer than 65,535 characters (32-bit positions): one at a time.
+            decoded = [np.asarray(decode_positions(v), dtype=DOCS) for v in values]
+            out.positions = np.concatenate(decoded) if decoded else EMPTY
+            counts = np.array([len(d) for d in decoded], dtype=DOCS)
+        out.offsets = np.zeros(len(counts) + 1, dtype=DOCS)
+        np.cumsum(counts, out=out.offsets[1:])
     return out
+
+
+def _concat(parts: list[Postings], what: str) -> Postings:
+    if not parts:
+        return NO_POSTINGS
+    if len(parts) == 1:
+        return parts[0]
+    out = Postings(np.concatenate([p.ids for p in parts]))
+    if what == "weights":
+        out.weights = np.concatenate([p.weights for p in parts])
+    elif what == "positions":
+        out.positions = np.concatenate([p.positions for p in parts])
+        counts = np.concatenate([np.diff(p.offsets) for p in parts])
+        out.offsets = np.zeros(len(counts) + 1, dtype=DOCS)
+        np.cumsum(counts, out=out.offsets[1:])
+    return out
+
+
+class _TermBlocks:
+    """A term's blocks in one segment, decoded a chunk of blocks at a time as queries need them:
+    a query within an institution's subtree reads only the chunks of its documents (adjacent
+    after ``flask search reindex``), and a later query reuses what an earlier one decoded."""
+
+    CHUNK = 16   # blocks (of up to 128 postings) decoded together
+
+    def __init__(self, seg, info, what: str) -> None:
+        directory = list(iter_blocks(seg, info)) if info is not None else []
+        self.data = [data for _count, _maxid, data in directory]
+        self.maxids = np.array([maxid for _count, maxid, _data in directory][self.CHUNK - 1::self.CHUNK]
+                               + ([directory[-1][1]] if len(directory) % self.CHUNK else []), dtype=DOCS)
+        self.decoded: list[Postings | None] = [None] * len(self.maxids)
+        self.what = what
+        self.whole: Postings | None = None
+        self.nbytes = 64 * len(directory) + 200
+
+    def range(self, low: int | None, high: int | None) -> tuple[Postings, int]:
+        """The postings of documents in [low, high] (and possibly some around), and the bytes
+        newly decoded."""
+        if self.whole is not None:
+            return self.whole, 0
+        count = len(self.maxids)
+        first = 0 if low is None else int(np.searchsorted(self.maxids, low))
+        last = count if high is None else min(count, int(np.searchsorted(self.maxids, high)) + 1)
+        added = 0
+        for c in range(first, last):
+            if self.decoded[c] is None:
+                self.decoded[c] = _blocks_postings(self.data[c * self.CHUNK:(c + 1) * self.CHUNK], self.what)
+                added += self.decoded[c].nbytes
+        if first == 0 and last == count:
+            chunks_bytes = sum(p.nbytes for p in self.decoded)
+            self.whole = _concat(self.decoded, self.what)
+            self.decoded = []                # the whole list replaces its chunks
+            return self.whole, added + self.whole.nbytes - chunks_bytes
+        return _concat(self.decoded[first:last], self.what), added
+
+
+class PostingsCache:
+    """Decoded posting lists of this process, least recently used first out, bounded by bytes.
+    Keyed by segment id: a segment never changes (deletions are read from the live reader)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[tuple, _TermBlocks] = OrderedDict()
+        self._sizes: dict[tuple, int] = {}
+
+    def get(self, seg, segment_id: str, fieldname: str, term: str, what: str,
+            low: int | None = None, high: int | None = None) -> Postings:
+        key = (segment_id, fieldname, term, what)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+                if entry.whole is not None:
+                    return entry.whole
+            else:
+                entry = self._entries[key] = _TermBlocks(seg, _term_info(seg, fieldname, term), what)
+                self._sizes[key] = entry.nbytes
+                self.bytes += entry.nbytes
+            # Decoding under the lock: a worker's threads rarely search at once, and two threads
+            # decoding the same block would only waste the work.
+            postings, added = entry.range(low, high)
+            self._sizes[key] += added
+            self.bytes += added
+            while self.bytes > self.max_bytes and len(self._entries) > 1:
+                old_key, _old = self._entries.popitem(last=False)
+                self.bytes -= self._sizes.pop(old_key)
+            return postings
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._sizes.clear()
+            self.bytes = 0
+
+
+# 192 MB a process: the posting lists of the bigrams and words of many queries at 100,000
+# documents (a common bigram's positions over all of them take about 2 MB).
+POSTINGS = PostingsCache(192 * 1024 * 1024)
 
 
 # -- per-segment data, cached across queries ----------------------------------------------------
 
 class _SegmentCache:
-    """Columns, field-length norms and small term sets of one segment. Segments never change
-    (deletions are read from the live reader each time), so entries live until evicted."""
+    """Columns and field-length norms of one segment, as arrays."""
 
     def __init__(self) -> None:
-        self.columns: dict[str, list] = {}
-        self.norms: dict[str, tuple[float, list[float]]] = {}
-        self.sets: OrderedDict[tuple[str, str], frozenset] = OrderedDict()
+        self.columns: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.categories: dict[str, tuple[list, np.ndarray]] = {}
+        self.norms: dict[str, tuple[float, np.ndarray]] = {}
 
 
 class SegmentCaches:
     """Process-wide cache of segment data, keyed by segment id; a few segments at most."""
 
     MAX_SEGMENTS = 64
-    MAX_SETS = 48   # filter term sets (scope, type, stage, state) kept per segment
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -204,9 +349,18 @@ class SegmentCaches:
                 self._by_segment.move_to_end(segment_id)
             return cache
 
+    def clear(self) -> None:
+        with self._lock:
+            self._by_segment.clear()
+
 
 CACHES = SegmentCaches()
-CACHED_SET_FIELDS = frozenset({"scope", "doctype", "stage", "state"})
+
+
+def clear_caches() -> None:
+    """Forget every decoded posting list and column (the benchmark's cold runs)."""
+    POSTINGS.clear()
+    CACHES.clear()
 
 
 class _Segment:
@@ -214,38 +368,49 @@ class _Segment:
         self.seg = seg
         self.offset = offset
         self.doc_count_all = seg.doc_count_all()
-        self.deleted = seg.deleted_docs_set if seg.has_deletions() else frozenset()
-        self.cache = CACHES.get(seg._segment.segment_id())
+        self.segment_id = seg._segment.segment_id()
+        self.deleted = (np.array(sorted(seg.deleted_docs_set), dtype=DOCS) if seg.has_deletions() else EMPTY)
+        self.cache = CACHES.get(self.segment_id)
 
-    def term_set(self, fieldname: str, term: str, within=None) -> frozenset | set:
-        if fieldname in CACHED_SET_FIELDS:
-            key = (fieldname, term)
-            cached = self.cache.sets.get(key)
-            if cached is None:
-                cached = frozenset(read_ids(self.seg, fieldname, term))
-                self.cache.sets[key] = cached
-                while len(self.cache.sets) > SegmentCaches.MAX_SETS:
-                    self.cache.sets.popitem(last=False)
-            return cached
-        if within:
-            return set(read_ids(self.seg, fieldname, term, min(within), max(within)))
-        return set(read_ids(self.seg, fieldname, term))
+    def postings(self, fieldname: str, term: str, what: str = "ids", within: np.ndarray | None = None) -> Postings:
+        """The term's postings; with ``within`` (sorted), at least those of its documents."""
+        if within is not None and len(within):
+            return POSTINGS.get(self.seg, self.segment_id, fieldname, term, what, int(within[0]), int(within[-1]))
+        return POSTINGS.get(self.seg, self.segment_id, fieldname, term, what)
+
+    def ids(self, fieldname: str, term: str, within: np.ndarray | None = None) -> np.ndarray:
+        return self.postings(fieldname, term, "ids", within).ids
+
+    def all_docs(self) -> np.ndarray:
+        return np.arange(self.doc_count_all, dtype=DOCS)
 
     def doc_frequency(self, fieldname: str, term: str) -> int:
         info = _term_info(self.seg, fieldname, term)
         return info.doc_frequency() if info is not None else 0
 
-    def column(self, name: str) -> list:
+    def column(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """A numeric column as (values, present), values -1 where absent."""
         col = self.cache.columns.get(name)
         if col is None:
-            if self.seg.has_column(name):
-                col = list(self.seg.column_reader(name, translate=False))
-            else:
-                col = [None] * self.doc_count_all
-            self.cache.columns[name] = col
+            raw = list(self.seg.column_reader(name, translate=False)) if self.seg.has_column(name) else []
+            raw = raw or [None] * self.doc_count_all
+            present = np.array([v is not None for v in raw], dtype=bool)
+            values = np.array([-1 if v is None else v for v in raw], dtype=np.int64)
+            col = self.cache.columns[name] = (values, present)
         return col
 
-    def norms(self, fieldname: str, avg_length: float) -> list[float]:
+    def categories(self, name: str) -> tuple[list, np.ndarray]:
+        """A column of few distinct values (a document type) as (values, code per document)."""
+        cat = self.cache.categories.get(name)
+        if cat is None:
+            raw = list(self.seg.column_reader(name, translate=False)) if self.seg.has_column(name) else []
+            raw = raw or [None] * self.doc_count_all
+            values = list(dict.fromkeys(raw))
+            index = {v: i for i, v in enumerate(values)}
+            cat = self.cache.categories[name] = (values, np.array([index[v] for v in raw], dtype=DOCS))
+        return cat
+
+    def norms(self, fieldname: str, avg_length: float) -> np.ndarray:
         """BM25's length term k1·(1 − b + b·dl/avgdl) for every document of the segment (kept
         for the latest average length only)."""
         cached = self.cache.norms.get(fieldname)
@@ -254,7 +419,7 @@ class _Segment:
         reader = self.seg._perdoc._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN)
         lengths = [byte_to_length(b) for b in reader] if reader is not None else [0] * self.doc_count_all
         avg = avg_length or 1.0
-        norms = [BM25_K1 * (1 - BM25_B + BM25_B * dl / avg) for dl in lengths]
+        norms = np.array([BM25_K1 * (1 - BM25_B + BM25_B * dl / avg) for dl in lengths], dtype=np.float64)
         self.cache.norms[fieldname] = (avg_length, norms)
         return norms
 
@@ -276,58 +441,34 @@ def _estimate(node, segment: _Segment) -> int:
     raise TypeError(node)
 
 
-def _evaluate(node, segment: _Segment, within: set | frozenset | None) -> set | frozenset:
+def _evaluate(node, segment: _Segment, within: np.ndarray | None) -> np.ndarray:
+    """The documents of ``segment`` matching ``node`` (among ``within``, if given), sorted."""
     if isinstance(node, Terms):
-        docs = segment.term_set(node.field, node.term, within)
-        return docs & within if within is not None else docs
+        return intersect(segment.ids(node.field, node.term, within), within)
     if isinstance(node, Phrase):
         return _phrase(node, segment, within)
     if isinstance(node, AnyOf):
-        out: set = set()
-        for child in node.nodes:
-            out |= _evaluate(child, segment, within)
-        return out
+        return union([_evaluate(child, segment, within) for child in node.nodes])
     if isinstance(node, AllOf):
         docs = within
         for child in sorted(node.nodes, key=lambda n: _estimate(n, segment)):
             docs = _evaluate(child, segment, docs)
-            if not docs:
-                return set()
-        return docs if docs is not None else set(range(segment.doc_count_all))
+            if not len(docs):
+                return EMPTY
+        return docs if docs is not None else segment.all_docs()
     if isinstance(node, DateRange):
-        col = segment.column(node.column)
-        candidates = within if within is not None else range(segment.doc_count_all)
-        low, high = node.low, node.high
-        return {d for d in candidates if col[d] is not None and (low is None or col[d] >= low)
-                and (high is None or col[d] <= high)}
+        values, present = segment.column(node.column)
+        candidates = within if within is not None else segment.all_docs()
+        keep = present[candidates]
+        if node.low is not None:
+            keep &= values[candidates] >= node.low
+        if node.high is not None:
+            keep &= values[candidates] <= node.high
+        return candidates[keep]
     raise TypeError(node)
 
 
 _DOC_SHIFT = 32
-
-
-def _start_keys(values: dict[int, bytes], docs: list[int], offset: int):
-    """For every (document, position) at which a gram occurs, the key (doc << 32) + position −
-    offset, i.e. where the phrase would start; the phrase occurs where the keys of all its cover
-    grams meet. An iterator built from C-level operations over all candidates at once."""
-    raws = list(map(values.get, docs, repeat(b"")))
-    lengths = list(map(len, raws))
-    wide: list[int] = []
-    if sum(map(and_, lengths, repeat(1))):
-        # Some documents are longer than 65,535 characters (32-bit positions): one at a time.
-        narrow_docs, narrow_raws = [], []
-        for doc, raw in zip(docs, raws):
-            if len(raw) % 2:
-                wide.extend(map(add, decode_positions(raw), repeat((doc << _DOC_SHIFT) - offset)))
-            else:
-                narrow_docs.append(doc)
-                narrow_raws.append(raw)
-        docs, raws = narrow_docs, narrow_raws
-        lengths = list(map(len, raws))
-    positions = decode_positions(b"".join(raws))
-    bases = chain.from_iterable(map(repeat, map(sub, map(lshift, docs, repeat(_DOC_SHIFT)), repeat(offset)),
-                                    map(floordiv, lengths, repeat(2))))
-    return chain(map(add, positions, bases), wide)
 
 
 def cheapest_cover(weights: list[float], n: int) -> list[int]:
@@ -349,58 +490,75 @@ def cheapest_cover(weights: list[float], n: int) -> list[int]:
     return chosen[::-1]
 
 
-def _phrase(node: Phrase, segment: _Segment, within) -> set:
+def _start_keys(postings: Postings, docs: np.ndarray, offset: int) -> np.ndarray:
+    """For every position at which the gram occurs in one of ``docs``, the key
+    (doc << 32) + position − offset, i.e. where the phrase would start; sorted, as the
+    documents and each document's positions are."""
+    rows = np.searchsorted(postings.ids, docs)
+    rows[rows == len(postings.ids)] = max(len(postings.ids) - 1, 0)
+    found = postings.ids[rows] == docs if len(postings.ids) else np.zeros(len(docs), dtype=bool)
+    rows, docs = rows[found], docs[found]
+    starts = postings.offsets[rows]
+    counts = postings.offsets[rows + 1] - starts
+    total = int(counts.sum())
+    if not total:
+        return EMPTY
+    # Gather each document's run of positions: start of its run + 0, 1, 2, …
+    run_starts = np.cumsum(counts) - counts
+    gather = np.repeat(starts - run_starts, counts) + np.arange(total, dtype=DOCS)
+    return (np.repeat(docs, counts) << _DOC_SHIFT) + postings.positions[gather] - offset
+
+
+def _phrase(node: Phrase, segment: _Segment, within) -> np.ndarray:
     all_grams = grams(node.text, node.n)
     if not all_grams:
-        return set()
+        return EMPTY
     set_field = node.set_field or node.pos_field
     seg = segment.seg
     frequency = {}
     for gram in set(all_grams):
         info = _term_info(seg, set_field, gram)
         if info is None:
-            return set()
+            return EMPTY
         frequency[gram] = (info.doc_frequency(), info.weight())
-    low, high = (min(within), max(within)) if within else (None, None)
     if len(all_grams) == 1:
-        docs = set(read_ids(seg, set_field, all_grams[0], low, high))
-        return docs & within if within is not None else docs
+        return intersect(segment.ids(set_field, all_grams[0], within), within)
     cover = cheapest_cover([frequency[g][1] for g in all_grams], node.n)
     # The candidates: documents holding every cover gram, and the rarest gram of all.
     needed = {all_grams[o] for o in cover}
     needed.add(min(frequency, key=lambda g: frequency[g][0]))
+    cover_grams = {all_grams[o] for o in cover}
     docs = within
     for gram in sorted(needed, key=lambda g: frequency[g][0]):
-        if docs is not None and frequency[gram][0] > 8 * len(docs):
-            # The candidates are few next to this gram's postings: checking positions (which
-            # reads only the blocks holding candidates) is cheaper than reading all its ids.
-            break
-        gram_docs = set(read_ids(seg, set_field, gram, low, high))
-        docs = gram_docs if docs is None else gram_docs & docs
-        if not docs:
-            return set()
-    proven: set = set()
+        # A cover gram's positions are read anyway (cached, in the same chunks): take its
+        # documents from them rather than decode the set field's blocks as well.
+        field_ids = (segment.postings(node.pos_field, gram, "positions", docs).ids if gram in cover_grams
+                     else segment.ids(set_field, gram, docs))
+        docs = intersect(field_ids, docs)
+        if not len(docs):
+            return EMPTY
+    proven = EMPTY
     if node.proof is not None:
-        proven = docs & segment.term_set(*node.proof, docs)
-    candidates = sorted(docs - proven)
-    if not candidates:
+        proven = intersect(docs, segment.ids(*node.proof, docs))
+    candidates = difference(docs, proven)
+    if not len(candidates):
         return proven
     offsets: dict[str, list[int]] = {}
     for o in cover:
         offsets.setdefault(all_grams[o], []).append(o)
-    starts: set | None = None
+    starts: np.ndarray | None = None
     alive = candidates
     for gram in sorted(offsets, key=lambda g: frequency[g][1]):
-        values = read_values_for(seg, node.pos_field, gram, alive)
+        postings = segment.postings(node.pos_field, gram, "positions", alive)
         for offset in offsets[gram]:
-            keys = _start_keys(values, alive, offset)
-            starts = set(keys) if starts is None else starts.intersection(keys)
-            if not starts:
+            keys = _start_keys(postings, alive, offset)
+            starts = keys if starts is None else intersect(starts, keys)
+            if not len(starts):
                 return proven
         if len(starts) * 4 < len(alive):
-            # Most candidates are out: read the next grams only for the ones left.
-            alive = sorted(set(map(rshift, starts, repeat(_DOC_SHIFT))))
-    return proven | set(map(rshift, starts, repeat(_DOC_SHIFT)))
+            # Most candidates are out: gather the next grams' positions only for the ones left.
+            alive = np.unique(starts >> _DOC_SHIFT)
+    return union([proven, np.unique(starts >> _DOC_SHIFT)])
 
 
 # -- the whole query ----------------------------------------------------------------------------
@@ -429,28 +587,30 @@ def execute(searcher, plan: Plan, *, sort: str = "relevance", offset: int = 0, l
         if segment.doc_count_all == 0:
             continue
         docs = _matches(plan, segment)
-        if not docs:
+        if not len(docs):
             continue
         total += len(docs)
-        docs_list = list(docs)
         if facet:
-            col = segment.column(facet)
-            facets.update(map(col.__getitem__, docs_list))
-        dates = segment.column(date_column)
-        date_keys = [d if d is not None else -1 for d in map(dates.__getitem__, docs_list)]
-        added = segment.column(tie_column)
-        added_keys = [d if d is not None else -1 for d in map(added.__getitem__, docs_list)]
-        global_ids = list(map(add, docs_list, repeat(base)))
+            values, codes = segment.categories(facet)
+            counts = np.bincount(codes[docs], minlength=len(values))
+            facets.update({values[i]: int(n) for i, n in enumerate(counts.tolist()) if n})
+        date_keys = segment.column(date_column)[0][docs]
+        added_keys = segment.column(tie_column)[0][docs]
+        global_ids = docs + base
         if sort == "relevance":
-            scores = _scores(plan, segment, docs_list, idf, avg_len)
-            rows = zip(scores, date_keys, added_keys, global_ids)
-            best = heapq.nlargest(want, [*best, *heapq.nlargest(want, rows)])
+            scores = _scores(plan, segment, docs, idf, avg_len)
+            order = np.lexsort((global_ids, added_keys, date_keys, scores))[::-1][:want]
+            rows = zip(scores[order].tolist(), date_keys[order].tolist(), added_keys[order].tolist(),
+                       global_ids[order].tolist())
+            best = heapq.nlargest(want, [*best, *rows])
         elif sort == "date_asc":
-            rows = zip(date_keys, added_keys, global_ids)
-            best = heapq.nsmallest(want, [*best, *heapq.nsmallest(want, rows)])
+            order = np.lexsort((global_ids, added_keys, date_keys))[:want]
+            rows = zip(date_keys[order].tolist(), added_keys[order].tolist(), global_ids[order].tolist())
+            best = heapq.nsmallest(want, [*best, *rows])
         else:
-            rows = zip(date_keys, added_keys, global_ids)
-            best = heapq.nlargest(want, [*best, *heapq.nlargest(want, rows)])
+            order = np.lexsort((global_ids, added_keys, date_keys))[::-1][:want]
+            rows = zip(date_keys[order].tolist(), added_keys[order].tolist(), global_ids[order].tolist())
+            best = heapq.nlargest(want, [*best, *rows])
     page = best[offset:want]
     if sort == "relevance":
         hits = [(gid, score) for score, _date, _added, gid in page]
@@ -462,43 +622,44 @@ def execute(searcher, plan: Plan, *, sort: str = "relevance", offset: int = 0, l
     return Result(total=total, hits=hits, facets=facets, segments=len(leaves))
 
 
-def _matches(plan: Plan, segment: _Segment) -> set:
+def _matches(plan: Plan, segment: _Segment) -> np.ndarray:
     required = sorted(plan.required, key=lambda n: _estimate(n, segment))
-    docs: set | frozenset | None = None
+    docs: np.ndarray | None = None
     for node in required:
         docs = _evaluate(node, segment, docs)
-        if not docs:
-            return set()
+        if not len(docs):
+            return EMPTY
     if docs is None:
-        docs = set(range(segment.doc_count_all))
-    docs = set(docs) - segment.deleted if segment.deleted else set(docs)
+        docs = segment.all_docs()
+    docs = difference(docs, segment.deleted)
     for node in plan.excluded:
-        if not docs:
+        if not len(docs):
             break
-        docs -= _evaluate(node, segment, docs)
+        docs = difference(docs, _evaluate(node, segment, docs))
     return docs
 
 
-def _scores(plan: Plan, segment: _Segment, docs: list[int], idf, avg_len) -> list[float]:
-    """BM25 of the ranking terms plus bonuses, for ``docs``, computed with C-level maps."""
-    totals = [0.0] * len(docs)
+def _scores(plan: Plan, segment: _Segment, docs: np.ndarray, idf, avg_len) -> np.ndarray:
+    """BM25 of the ranking terms plus bonuses, for ``docs``, as arrays."""
+    totals = np.zeros(len(docs), dtype=np.float64)
     readable = None
     if plan.text_ranking_scope is not None:
-        readable = _evaluate(plan.text_ranking_scope, segment, set(docs))
+        readable = contains(_evaluate(plan.text_ranking_scope, segment, docs), docs)
     for fieldname, term, weight in plan.ranking:
-        ids, weights = read_postings(segment.seg, fieldname, term)
-        if not ids:
+        postings = segment.postings(fieldname, term, "weights", docs)
+        if not len(postings.ids):
             continue
-        tf = dict(zip(ids, weights))
-        tfs = list(map(tf.get, docs, repeat(0.0)))
+        rows = np.searchsorted(postings.ids, docs)
+        rows[rows == len(postings.ids)] = len(postings.ids) - 1
+        tfs = np.where(postings.ids[rows] == docs, postings.weights[rows], 0.0)
         norms = segment.norms(fieldname, avg_len[fieldname])
         factor = idf[(fieldname, term)] * weight * (BM25_K1 + 1)
-        contrib = map(truediv, map(mul, tfs, repeat(factor)), map(add, tfs, map(norms.__getitem__, docs)))
+        contrib = (tfs * factor) / (tfs + norms[docs])
         if readable is not None and fieldname in TEXT_FIELDS:
-            contrib = map(mul, contrib, map(readable.__contains__, docs))
-        totals = list(map(add, totals, contrib))
+            contrib = contrib * readable
+        totals = totals + contrib
     for node, points in plan.bonus:
-        matched = _evaluate(node, segment, set(docs))
-        if matched:
-            totals = list(map(add, totals, map(mul, map(matched.__contains__, docs), repeat(points))))
+        matched = _evaluate(node, segment, docs)
+        if len(matched):
+            totals = totals + contains(matched, docs) * points
     return totals
