@@ -37,17 +37,22 @@ test: setup
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
 
-# The browser journeys (tests/e2e) run separately with `make test-e2e` until they are proven
-# stable on a loaded 2-core CI machine (one timed out there under load in their first week).
+# Each database: the suite on $(PYTEST_WORKERS) workers, then the browser journeys (tests/e2e) in
+# one process of their own, so that their browser and live server do not share the two cores with
+# the suite's workers (about a minute; screenshots in test-artifacts/e2e/).
 test-sqlite: setup
 	XINDANG_TEST_DB=sqlite $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --ignore=tests/e2e $(PYTEST_ARGS)
+	XINDANG_TEST_DB=sqlite $(BIN)/python -m pytest -q -p no:xdist tests/e2e $(PYTEST_ARGS)
 
 test-postgres: setup
 	XINDANG_TEST_DB=postgresql $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --ignore=tests/e2e $(PYTEST_ARGS)
+	XINDANG_TEST_DB=postgresql $(BIN)/python -m pytest -q -p no:xdist tests/e2e $(PYTEST_ARGS)
 
+# The browser journeys alone, on both databases.
 test-e2e: setup
-	XINDANG_TEST_DB=sqlite $(BIN)/python -m pytest -q tests/e2e $(PYTEST_ARGS)
-	XINDANG_TEST_DB=postgresql $(BIN)/python -m pytest -q tests/e2e $(PYTEST_ARGS)
+	@bash scripts/ensure-postgres.sh || true
+	XINDANG_TEST_DB=sqlite $(BIN)/python -m pytest -q -p no:xdist tests/e2e $(PYTEST_ARGS)
+	XINDANG_TEST_DB=postgresql $(BIN)/python -m pytest -q -p no:xdist tests/e2e $(PYTEST_ARGS)
 
 .PHONY: bench-load
 # 100,000 loans, 50,000 documents, 20 users under gunicorn on loopback (bench/load.md); BENCH_ARGS="--db postgresql" …

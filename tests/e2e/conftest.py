@@ -1,15 +1,30 @@
-"""Browser journeys: the portal served on a free loopback port from a thread of the test
+"""Browser journeys: the portal served on a free loopback port from threads of the test
 process, against the session's test database, driven by headless Chromium through Playwright.
+
+Made to hold on a loaded 2-core machine (``make test`` runs them on both databases):
+
+- every wait is one of Playwright's auto-waiting expectations or actions, bounded by
+  ``STEP_TIMEOUT_MS`` (generous: a step that takes seconds alone can take ten times longer
+  under load); no fixed sleeps, no reads of a page that may not have loaded yet;
+- nothing runs in the background: the search queue is drained in the test, when the journey
+  is about to search (``portal.index_now``), not by a thread racing the pages;
+- what is slow the first time in a process (the Chinese analyzer's dictionary, WeasyPrint's
+  fonts) is loaded before the first journey, and the server answers ``/healthz`` before a
+  browser is pointed at it;
+- a test ends only when the server has finished every request of its pages, so the next
+  test's emptying of the tables never meets a request still running.
+
+Fixtures:
 
 - ``browser`` (per process): Debian's ``/usr/bin/chromium``, never a downloaded one. Without it
   (or without Playwright) the journeys are skipped with the reason; with ``CI=true`` they fail.
 - ``live_server`` (per process): werkzeug's threaded server around the session ``app``.
-- ``portal`` (per test): a fresh object store and search index folder, a search queue drainer
-  running beside the server as the portal's own would, and ``portal.sign_in(username)`` giving a
-  page in a new browser context (its own cookies) signed in through the login form in English.
-  Every page's console errors and uncaught script errors fail the test (a CSP violation shows
-  there). Each user's final page of each journey is saved under ``test-artifacts/e2e/`` as
-  ``<test>-<database>-<user>.png`` (``FAILED-`` before the user's name when the test failed).
+- ``portal`` (per test): a fresh object store and search index folder, and
+  ``portal.sign_in(username)`` giving a page in a new browser context (its own cookies) signed
+  in through the login form in English. Every page's console errors and uncaught script errors
+  fail the test (a CSP violation shows there). Each user's final page of each journey is saved
+  under ``test-artifacts/e2e/`` as ``<test>-<database>-<user>.png`` (``FAILED-`` before the
+  user's name when the test failed); a failed test's report lists the slowest requests.
 
 This directory is a package (``__init__.py``) so that this conftest does not shadow the
 top-level ``conftest`` module that test files import helpers from.
@@ -21,11 +36,13 @@ import os
 import re
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.wsgi import ClosingIterator
 
 from portal.archive.storage import LocalStore
 from portal.extensions import db
@@ -36,7 +53,10 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
-TIMEOUT_MS = 20_000
+# One step: an expectation, a click, a page load, a download. Alone on the machine the slowest
+# (a PDF rendered in the request, a page of a fresh process) takes about a second.
+STEP_TIMEOUT_MS = 60_000
+SERVER_IDLE_TIMEOUT_S = 15
 
 
 def _unavailable(reason: str):
@@ -53,84 +73,145 @@ def browser():
         from playwright.sync_api import expect, sync_playwright
     except ImportError:
         _unavailable("Playwright for Python is not installed (pip install -e '.[dev]')")
-    expect.set_options(timeout=TIMEOUT_MS)  # a PDF rendered in the request takes seconds on a busy machine
+    expect.set_options(timeout=STEP_TIMEOUT_MS)
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
 
 
-class QuietRequestHandler(WSGIRequestHandler):
-    def log_request(self, *args, **kwargs) -> None:  # one line per request drowns a failure's report
-        pass
+class RequestsInFlight:
+    """What the server is doing: the connections being served (by their thread, labelled with
+    their request) and how long each request took. Counted around the handler's whole
+    connection, not around the WSGI response: werkzeug skips closing a response whose client
+    went away, so a count kept there would never come back to zero."""
+
+    def __init__(self) -> None:
+        self.running: dict[int, str] = {}
+        self.idle = threading.Condition()
+        self.times: list[tuple[float, str]] = []
+
+    def connection(self, serve) -> None:
+        me = threading.get_ident()
+        with self.idle:
+            self.running[me] = "a connection"
+        try:
+            serve()
+        finally:
+            with self.idle:
+                self.running.pop(me, None)
+                self.idle.notify_all()
+
+    def middleware(self, app):
+        def timed(environ, start_response):
+            label = f"{environ['REQUEST_METHOD']} {environ.get('PATH_INFO', '')}"
+            started = time.monotonic()
+            with self.idle:
+                self.running[threading.get_ident()] = label
+            return ClosingIterator(app(environ, start_response),
+                                   lambda: self.times.append((time.monotonic() - started, label)))
+        return timed
+
+    def wait_until_idle(self, timeout: float) -> None:
+        with self.idle:
+            if not self.idle.wait_for(lambda: not self.running, timeout=timeout):
+                raise AssertionError(f"the server still serves {sorted(self.running.values())} after {timeout} s")
+
+    def slowest(self, n: int = 8) -> str:
+        return ", ".join(f"{label} {seconds:.1f} s" for seconds, label in sorted(self.times, reverse=True)[:n])
+
+
+def _request_handler(requests: RequestsInFlight):
+    class CountedQuietRequestHandler(WSGIRequestHandler):
+        def handle(self) -> None:
+            requests.connection(super().handle)
+
+        def log_request(self, *args, **kwargs) -> None:  # a line per request drowns a failure's report
+            pass
+
+    return CountedQuietRequestHandler
+
+
+@dataclass
+class LiveServer:
+    url: str
+    requests: RequestsInFlight
+
+
+def _warm_up(app) -> None:
+    """Load now what the first search, upload or PDF of a process would load inside a timed
+    step: the Chinese analyzer's dictionary, and WeasyPrint with its fonts."""
+    from weasyprint import HTML
+
+    from portal.search.analysis import get_analyzer
+
+    with app.app_context():
+        get_analyzer(app.config.get("XINDANG_SEARCH_DICTIONARY_EXTRA"))
+    HTML(string="<p>借款合同 warm-up</p>").write_pdf()
+
+
+def _wait_until_answering(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=10) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the portal at {url} did not answer /healthz within {timeout} s")
+        time.sleep(0.1)
 
 
 @pytest.fixture(scope="session")
 def live_server(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietRequestHandler)
+    _warm_up(app)
+    requests = RequestsInFlight()
+    server = make_server("127.0.0.1", 0, requests.middleware(app), threaded=True,
+                         request_handler=_request_handler(requests))
     thread = threading.Thread(target=server.serve_forever, name="e2e-portal", daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
+    url = f"http://127.0.0.1:{server.server_port}"
+    _wait_until_answering(url)
+    yield LiveServer(url, requests)
     server.shutdown()
     thread.join(timeout=10)
-
-
-class SearchDrainer:
-    """What the portal's own drainer thread does (``portal.search.queue``), but stoppable: the
-    session's app is shared with other tests of this process, which must not find it running."""
-
-    def __init__(self, app):
-        self.app = app
-        self.stop = threading.Event()
-        self.errors: list[str] = []
-        self.thread = threading.Thread(target=self._run, name="e2e-search-drainer", daemon=True)
-
-    def _run(self) -> None:
-        from portal.search.queue import drain, work_available
-
-        while not self.stop.is_set():
-            work_available.wait(timeout=0.3)
-            work_available.clear()
-            with self.app.app_context():
-                try:
-                    drain(max_seconds=10, batch=200, lock_timeout=1)
-                except Exception as exc:  # noqa: BLE001 - reported by the test, as the portal would log it
-                    self.errors.append(f"{exc.__class__.__name__}: {exc}")
-                finally:
-                    db.session.remove()
-
-    def wait_until_idle(self, timeout: float = 30) -> None:
-        """Until the search queue is empty (the portal drains it within seconds of a commit)."""
-        from portal.search.queue import queue_length, work_available
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.app.app_context():
-                left = queue_length()
-                db.session.remove()
-            if left == 0:
-                return
-            work_available.set()
-            time.sleep(0.1)
-        raise AssertionError(f"the search queue still holds {left} rows after {timeout} s; errors: {self.errors}")
 
 
 @dataclass
 class Portal:
     """The running portal and the pages the test opened on it."""
 
-    base_url: str
+    server: LiveServer
     browser: object
     app: object
-    drainer: SearchDrainer
     name: str
     pages: dict = field(default_factory=dict)
     problems: list = field(default_factory=list)
 
+    def index_now(self, timeout: float = 120) -> None:
+        """Index what the journey's pages changed, here and now, as the portal's own drainer
+        does within seconds of each change (a thread doing it would race the journey)."""
+        from portal.search.queue import drain, queue_length
+
+        deadline = time.monotonic() + timeout
+        with self.app.app_context():
+            try:
+                while True:
+                    result = drain(lock_timeout=10)
+                    assert not result.errors, f"indexing failed: {result.errors}"
+                    left = queue_length()
+                    if left == 0:
+                        return
+                    assert time.monotonic() < deadline, f"the search queue still holds {left} rows after {timeout} s"
+            finally:
+                db.session.remove()
+
     def new_page(self, label: str):
-        context = self.browser.new_context(base_url=self.base_url, accept_downloads=True, locale="zh-CN",
+        context = self.browser.new_context(base_url=self.server.url, accept_downloads=True, locale="zh-CN",
                                            viewport={"width": 1400, "height": 900})
-        context.set_default_timeout(TIMEOUT_MS)
+        context.set_default_timeout(STEP_TIMEOUT_MS)
         page = context.new_page()
         page.on("console", lambda msg: self._console(label, msg))
         page.on("pageerror", lambda exc: self.problems.append(f"{label}: script error: {exc}"))
@@ -148,14 +229,15 @@ class Portal:
 
     def sign_in(self, username: str, password: str = PASSWORD):
         """A new browser for this user: the login page, English chosen, the form filled and sent."""
+        from playwright.sync_api import expect
+
         page = self.new_page(username)
         page.goto("/login")
         page.get_by_role("button", name="English").click()
         page.get_by_label("User name").fill(username)
         page.get_by_label("Password").fill(password)
         page.get_by_role("button", name="Sign in").click()
-        page.wait_for_load_state()
-        assert page.get_by_role("button", name="Sign out").is_visible(), page.content()[:2000]
+        expect(page.get_by_role("button", name="Sign out")).to_be_visible()
         return page
 
     def open_pdf(self, page, link) -> bytes:
@@ -171,10 +253,8 @@ class Portal:
 
         page.route("**/*", keep_pdf)
         try:
-            link.click()
-            deadline = time.monotonic() + TIMEOUT_MS / 1000
-            while not received and time.monotonic() < deadline:
-                page.wait_for_timeout(50)
+            with page.expect_response(lambda r: r.headers.get("content-type", "").startswith("application/pdf")):
+                link.click()
         finally:
             page.unroute("**/*", keep_pdf)
         assert received, f"no PDF arrived after clicking {link}"
@@ -218,15 +298,15 @@ def portal(request, app, live_server, browser, tmp_path, monkeypatch):
         index = current_index()
         index.open()
         index.rebuild_enqueued()
-    drainer = SearchDrainer(app)
-    drainer.thread.start()
-    running = Portal(live_server, browser, app, drainer, _slug(request.node.nodeid))
+    live_server.requests.times.clear()
+    running = Portal(live_server, browser, app, _slug(request.node.nodeid))
     for old in ARTIFACTS.glob(f"{running.name}-*.png"):  # an earlier run's pages
         old.unlink()
     try:
         yield running
     finally:
-        prefix = "FAILED-" if getattr(request.node, "e2e_failed", True) else ""
+        failed = getattr(request.node, "e2e_failed", True)
+        prefix = "FAILED-" if failed else ""
         for label, page in running.pages.items():  # each user's final page
             try:
                 running.screenshot(page, prefix + label)
@@ -234,11 +314,12 @@ def portal(request, app, live_server, browser, tmp_path, monkeypatch):
                 pass
         for page in running.pages.values():
             page.context.close()
-        drainer.stop.set()
-        drainer.thread.join(timeout=15)
+        # Before the tables are emptied for the next test: no request of these pages still runs.
+        live_server.requests.wait_until_idle(SERVER_IDLE_TIMEOUT_S)
         app.extensions["xindang_storage"] = previous_store
+        if failed:
+            print("slowest requests:", live_server.requests.slowest())
     assert not running.problems, "the browser reported errors:\n" + "\n".join(running.problems)
-    assert not drainer.errors, "the search drainer failed:\n" + "\n".join(drainer.errors)
 
 
 # --- what the journeys download ------------------------------------------------------------------
