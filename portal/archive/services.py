@@ -375,6 +375,9 @@ def discard_document(actor: User, doc: Document, reason: str) -> Document:
     if doc.state not in EDITABLE_STATES:
         raise WrongState(_("Document %(ref)s is %(state)s and sealed: it cannot be discarded or replaced, "
                            "only followed by a new version.", ref=doc_ref(doc), state=label(doc.state, "doc_state")))
+    if doc.source == "generated":
+        raise WrongState(_("Document %(ref)s was produced by the post-loan work and is its record; it cannot be "
+                           "discarded.", ref=doc_ref(doc)))
     doc.removed_at = utcnow()
     doc.removal_reason = reason[:1000]
     _transition(actor, doc, DocState.DISCARDED.value, "archive.discard", {"reason": doc.removal_reason})

@@ -1,8 +1,9 @@
 """Files of the post-loan work and the one way they reach the borrower's credit file.
 
-``keep_file`` stores bytes in ``postloan_file`` (so every report, notice and list can always be
-downloaded here); ``file_into_credit_file`` keeps the file and hands it to the archive's
-``store_generated_document`` when the archive package is installed. Uploads (inspection photos,
+``keep_file`` stores bytes in ``postloan_file``; ``file_into_credit_file`` hands them to the
+archive's ``store_generated_document`` when the archive package is installed, after which the
+object store holds the one copy and ``read_file`` reads it from there (so destroying the credit
+file leaves no copy here). Uploads (inspection photos,
 write-off evidence) are checked by their bytes, not by their names.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ from flask import current_app
 from flask_babel import gettext as _
 
 from ..accounts.models import User
-from ..errors import InvalidInput
+from ..errors import InvalidInput, WrongState
 from ..extensions import db
 from ..loans.models import Loan
 from ..timeutil import utcnow
@@ -76,8 +77,30 @@ def file_into_credit_file(actor: User | None, loan: Loan, record: PostloanFile) 
                                         media_type=record.media_type)
     record.archive_document_id = document.id
     record.filed_at = utcnow()
+    record.data = None  # the object store holds the one copy from now on
     db.session.flush()
     return document.id
+
+
+def read_file(record: PostloanFile) -> bytes:
+    """The file's bytes: kept here, or read from the credit file it joined. A file destroyed with
+    its credit file is gone (WrongState says so); a store that does not answer raises the
+    archive's StoreUnavailable (503)."""
+    if record.data is not None:
+        return record.data
+    from ..archive.models import DocState, Document
+    from ..archive.storage import ObjectMissing, current_store
+    document = db.session.get(Document, record.archive_document_id) if record.archive_document_id else None
+    if document is None or document.state in (DocState.DESTROYED.value, DocState.DISCARDED.value):
+        raise WrongState(_("%(name)s was removed from the credit file on %(date)s; no copy is kept.",
+                           name=record.filename,
+                           date=f"{document.removed_at:%Y-%m-%d}" if document is not None and document.removed_at
+                           else "?"))
+    try:
+        return current_store().read_bytes(document.object_key)
+    except ObjectMissing:
+        raise WrongState(_("%(name)s is missing from the object store; `flask archive verify` lists it.",
+                           name=record.filename)) from None
 
 
 def keep_and_file(actor: User | None, loan: Loan, *, owner_kind: str, owner_id: int, doc_type: str,

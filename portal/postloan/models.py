@@ -114,8 +114,9 @@ class Inspection(db.Model):
 
 class PostloanFile(db.Model):
     """A file the post-loan work produced (report, notice, list, certificate) or received
-    (inspection photos, write-off evidence). The bytes are kept here so they can always be
-    downloaded; ``archive_document_id`` is set once the file is also in the credit file."""
+    (inspection photos, write-off evidence). The bytes are kept here until the file joins the
+    credit file (``archive_document_id`` set); from then on the archive's object store holds the
+    only copy, so a file destroyed with its credit file leaves no copy behind."""
 
     __tablename__ = "postloan_file"
     __scope_column__ = "branch_id"
@@ -131,7 +132,9 @@ class PostloanFile(db.Model):
     media_type: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
-    data: Mapped[bytes] = mapped_column(LargeBinary)
+    # The bytes until the file is in the credit file; then the archive's object store holds them
+    # (one copy, destroyed with the credit file) and this is NULL.
+    data: Mapped[bytes | None] = mapped_column(LargeBinary)
     generated: Mapped[bool] = mapped_column(default=True)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

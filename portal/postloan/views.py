@@ -23,6 +23,7 @@ from ..timeutil import local_today
 from . import classification as cls
 from . import closing, collection, handover as ho, inspections as insp_svc, warnings as warn_svc
 from .common import OPEN_LOAN_STATUSES, officers_in, parse_date, rules_of, week_end
+from .files import read_file
 from .forms import checkbox, inspection_form, month_arg
 from .models import (INSPECTION_TODO, MANUAL_SIGNALS, WARNING_ACTIVE, ClassificationReview, CollectionTask, Handover,
                      HandoverItem, Inspection, InspectionKind, InspectionMethod, LoanNotice, PostloanFile, ReviewStatus, RiskWarning,
@@ -222,7 +223,7 @@ def start_inspection(loan_id: int):
 
 def _send(record: PostloanFile):
     inline = record.media_type in ("application/pdf", "image/jpeg", "image/png")
-    return send_file(io.BytesIO(record.data), mimetype=record.media_type, download_name=record.filename,
+    return send_file(io.BytesIO(read_file(record)), mimetype=record.media_type, download_name=record.filename,
                      as_attachment=not inline)
 
 

@@ -7,6 +7,7 @@ import io
 from pypdf import PdfWriter
 
 from portal.extensions import db
+from portal.postloan.files import read_file
 from portal.postloan.models import (CollectionTask, Inspection, LoanEvaluation, PostloanFile, RiskWarning,
                                     WriteOff)
 from portal.timeutil import local_today
@@ -54,7 +55,9 @@ def test_settlement_closes_open_items_and_files_the_certificate(app, client, org
                  "lessons": "贷后检查应更及时"}).status_code == 302
     with app.app_context():
         evaluation = one(LoanEvaluation, loan_id=loan_id)
-        assert "逾期后经多次催收全额收回" in pdf_text(db.session.get(PostloanFile, evaluation.file_id).data)
+        record = db.session.get(PostloanFile, evaluation.file_id)
+        assert record.data is None and record.archive_document_id  # one copy: the credit file's
+        assert "逾期后经多次催收全额收回" in pdf_text(read_file(record))
         from portal.archive.models import Document
         assert {d.doc_type for d in rows(Document, loan_id=loan_id)} == {"settlement_certificate", "evaluation"}
     assert post(client, f"/postloan/loans/{loan_id}/evaluation",

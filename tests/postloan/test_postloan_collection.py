@@ -125,6 +125,41 @@ def test_issuing_a_notice_makes_a_chinese_pdf_in_the_credit_file(app, client, or
     assert post(client, f"/postloan/notices/{notice_id}/issue").status_code == 409
 
 
+def test_a_filed_notice_is_kept_once_and_goes_with_its_credit_file(app, client, org):
+    """The notice's bytes live only in the object store once filed; the archivist cannot discard
+    the post-loan work's record; once the document is destroyed no copy is served."""
+    from portal.archive.models import Document
+    from portal.archive.storage import current_store
+    from portal.postloan.models import PostloanFile
+    from portal.timeutil import utcnow
+
+    today = local_today()
+    with app.app_context():
+        loan = make_loan(org.inst("B1"), org.user("officer"), borrower_name="钱七", maturity_on=today + timedelta(days=10))
+        db.session.commit()
+        run_daily(today)
+        notice_id = one(LoanNotice, loan_id=loan.id).id
+    login(client, "officer")
+    assert post(client, f"/postloan/notices/{notice_id}/issue").status_code == 302
+    with app.app_context():
+        record = db.session.get(PostloanFile, db.session.get(LoanNotice, notice_id).file_id)
+        document = db.session.get(Document, record.archive_document_id)
+        assert record.data is None and document.sha256 == record.sha256 and document.source == "generated"
+        file_id, document_id = record.id, document.id
+    archivist = app.test_client()
+    login(archivist, "archivist")
+    refused = post(archivist, f"/archive/documents/{document_id}/discard", {"reason": "重复件"})
+    assert refused.status_code == 409 and "cannot be discarded" in refused.get_data(as_text=True)
+    assert client.get(f"/postloan/files/{file_id}").status_code == 200
+    with app.app_context():  # decades later: destroyed with its credit file
+        document = db.session.get(Document, document_id)
+        current_store().delete(document.object_key)
+        document.state, document.removed_at = "destroyed", utcnow()
+        db.session.commit()
+    gone = client.get(f"/postloan/files/{file_id}")
+    assert gone.status_code == 409 and "no copy is kept" in gone.get_data(as_text=True)
+
+
 def test_migration_matrix_between_two_dates_per_branch_and_union(app, client, org):
     from portal.postloan.collection import migration_report
     start, end = date(2024, 5, 1), date(2024, 6, 1)
