@@ -21,8 +21,10 @@ are computed only over documents the user may see.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 
 from markupsafe import Markup, escape
 
@@ -289,42 +291,54 @@ def highlight(text: str, terms: list[str], *, fragments: int = 3, width: int = 4
     ``fragments`` passages around the first matches (empty if nothing matches).
 
     Works on the normalised text with case-insensitive matching, as the index sees it. Returns
-    safe HTML: everything else is escaped."""
+    safe HTML: everything else is escaped. Matching stops once the passages are found."""
     norm = normalize(text or "")
     terms = [t for t in terms if t]
-    spans = []
-    if norm and terms:
-        pattern = re.compile("|".join(re.escape(t) for t in terms), re.IGNORECASE)
-        spans = [(m.start(), m.end()) for m in pattern.finditer(norm)]
+    if not norm or not terms:
+        return _marked(norm, [], 0, len(norm)) if whole else Markup("")
+    matches = _pattern(tuple(terms)).finditer(norm)
     if whole:
-        return _marked(norm, spans, 0, len(norm))
-    if not spans:
-        return Markup("")
+        return _marked(norm, [m.span() for m in matches], 0, len(norm))
+    spans: list[tuple[int, int]] = []
     passages: list[tuple[int, int]] = []
-    for start, end in spans:
+    for m in matches:
+        start, end = m.span()
+        if passages and start >= passages[-1][1] and len(passages) >= fragments:
+            break
+        spans.append((start, end))
         if passages and start < passages[-1][1]:
             continue
         passages.append((max(0, start - width), min(len(norm), end + width)))
-        if len(passages) >= fragments:
-            break
+    if not passages:
+        return Markup("")
     out = []
     for p_start, p_end in passages:
         prefix = "…" if p_start > 0 else ""
         suffix = "…" if p_end < len(norm) else ""
-        out.append(Markup(prefix) + _marked(norm, spans, p_start, p_end) + Markup(suffix))
-    return Markup(" ").join(out)
+        out.append(prefix + _marked(norm, spans, p_start, p_end) + suffix)
+    return Markup(" ".join(out))
+
+
+@lru_cache(maxsize=256)
+def _pattern(terms: tuple[str, ...]) -> re.Pattern:
+    return re.compile("|".join(re.escape(t) for t in terms), re.IGNORECASE)
 
 
 def _marked(text: str, spans: list[tuple[int, int]], start: int, end: int) -> Markup:
+    """text[start:end], escaped, with the spans inside it in <mark>."""
     pieces, cursor = [], start
-    for s_start, s_end in spans:
-        if s_start < start or s_end > end:
+    for s_start, s_end in spans[bisect_left(spans, (start, start)):]:
+        if s_start >= end:
+            break
+        if s_end > end:
             continue
         pieces.append(escape(text[cursor:s_start]))
-        pieces.append(Markup("<mark>") + escape(text[s_start:s_end]) + Markup("</mark>"))
+        pieces.append("<mark>")
+        pieces.append(escape(text[s_start:s_end]))
+        pieces.append("</mark>")
         cursor = s_end
     pieces.append(escape(text[cursor:end]))
-    return Markup("").join(pieces)
+    return Markup("".join(pieces))
 
 
 # -- the search service -------------------------------------------------------------------------
