@@ -76,7 +76,7 @@ KIND_NAMES = {
 }
 PAYMENT_NAMES = {PaymentMethod.ENTRUSTED.value: ("受托支付",), PaymentMethod.SELF.value: ("自主支付",)}
 STATUS_NAMES = {
-    LoanStatus.ACTIVE.value: ("正常",), LoanStatus.OVERDUE.value: ("逾期",),
+    LoanStatus.ACTIVE.value: ("正常", "在贷"), LoanStatus.OVERDUE.value: ("逾期",),
     LoanStatus.SETTLED.value: ("结清", "已结清"), LoanStatus.WRITTEN_OFF.value: ("核销", "已核销"),
 }
 RISK_NAMES = {

@@ -465,3 +465,11 @@ def test_format_doc_examples_import(app_ctx, org):
     assert (loan.balance_fen, loan.status, loan.days_past_due) == (3_000_000, "overdue", 12)
     enterprise = db.session.execute(select(Loan).filter_by(contract_no="HT-2024-0003")).scalar_one()
     assert enterprise.borrower.kind == "enterprise"
+
+
+def test_status_as_the_portal_shows_it_is_read_back(app_ctx, org):
+    """在贷 is how the portal labels an active loan; a list exported and edited comes back."""
+    report = run(csv_bytes([loan_row(1, status="在贷"), loan_row(2, status="已结清", settled_on="2024-05-01", balance="0")]))
+    assert report.ok, report.problems
+    statuses = dict(db.session.execute(select(Loan.contract_no, Loan.status)).all())
+    assert sorted(statuses.values()) == ["active", "settled"]
