@@ -18,7 +18,8 @@ snapshot and every object a row of the snapshot claims must be copied, else the 
 (a document destroyed during the backup: run it again).
 
 The search index is not copied: it is derived from the database, whose ``document_text`` table
-keeps the extracted text. A restore marks the index for rebuilding.
+keeps the extracted text. A restore marks the index for rebuilding. Nor are the dashboards'
+panel cache and its data versions (``SKIPPED_TABLES``), which are derived as well.
 
 A restore checks the whole backup against its manifest first and refuses (writing nothing) a
 backup with a missing, changed or unlisted file, a deployment with another schema, or one
@@ -51,7 +52,10 @@ VERSION = 1
 MANIFEST = "manifest.json"
 BATCH = 1000
 CHUNK = 1024 * 1024
-SKIPPED_TABLES = {"alembic_version"}   # the schema revision is recorded in the manifest instead
+# alembic_version: the schema revision is recorded in the manifest instead. The dashboards' data
+# versions and panel cache are derived (portal/auditing/panel_cache.py): a restored deployment
+# starts with an empty cache and builds its panels again.
+SKIPPED_TABLES = {"alembic_version", "data_version", "audit_panel_cache"}
 OBJECT_KEY_RE = re.compile(r"^\d{4}/\d{2}/[0-9a-f]{32}$")
 FILE_RE = re.compile(r"^(db/\d{4}_[A-Za-z0-9_]+\.jsonl|objects/\d{4}/\d{2}/[0-9a-f]{32})$")
 # Tables whose rows claim objects: (table, key column, checksum column, only rows in these states).
@@ -157,7 +161,7 @@ def schema_revision(conn: Connection) -> str | None:
 
 
 def data_tables(metadata: MetaData) -> list[Table]:
-    """Every table but Alembic's, parents before children."""
+    """Every table but the skipped ones (Alembic's, derived caches), parents before children."""
     return [t for t in metadata.sorted_tables if t.name not in SKIPPED_TABLES]
 
 
