@@ -599,6 +599,29 @@ def measure_latency(corpus, n, idx, fts_db, texts_db, rounds: int) -> dict:
     return {"samples": samples, "count_mismatches": mismatches}
 
 
+def measure_cold(corpus, n, idx, texts_db, rounds: int) -> list[tuple]:
+    """The Whoosh side of the same mix again, with the engine's cache of decoded posting lists
+    emptied before every query: what a query costs when none of its terms was asked for since
+    the worker started (or since the cache let them go)."""
+    analyzer = get_analyzer()
+    samples = []
+    for round_no in range(rounds):
+        rng = random.Random(f"scopes-{round_no}")
+        for query in query_mix(corpus, n, round_no):
+            parsed = parse_query(query.text, analyzer)
+            terms = parsed.highlight_terms()
+            for scope_label, scope in scopes(rng):
+                for page in (1, 5):
+                    engine.POSTINGS.clear()
+                    wall, cpu = time.perf_counter(), time.process_time()
+                    total, ids, _facets = whoosh_search(idx, parsed, scope=scope, filters=query.filters,
+                                                        sort=query.sort, page=page)
+                    highlights(texts_db, ids, terms)
+                    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                    samples.append((query.label, scope_label, page, wall * 1000, cpu * 1000, total))
+    return samples
+
+
 def percentile(values: list[float], p: float) -> float:
     values = sorted(values)
     if not values:
@@ -612,11 +635,14 @@ def summarise(samples: list[tuple]) -> dict:
     wall = [s[3] for s in samples]
     cpu = [s[4] for s in samples]
     by_label: dict[str, list[float]] = {}
+    by_label_cpu: dict[str, list[float]] = {}
     for s in samples:
         by_label.setdefault(s[0], []).append(s[3])
+        by_label_cpu.setdefault(s[0], []).append(s[4])
     return {"n": len(samples), "p50": percentile(wall, 0.5), "p95": percentile(wall, 0.95),
             "cpu_p50": percentile(cpu, 0.5), "cpu_p95": percentile(cpu, 0.95),
-            "by_query": {k: (percentile(v, 0.5), percentile(v, 0.95)) for k, v in by_label.items()}}
+            "by_query": {k: (percentile(v, 0.5), percentile(v, 0.95)) for k, v in by_label.items()},
+            "by_query_cpu": {k: (percentile(v, 0.5), percentile(v, 0.95)) for k, v in by_label_cpu.items()}}
 
 
 # -- one size, and the report -------------------------------------------------------------------
@@ -667,12 +693,15 @@ def run_size(n: int, workdir: Path, rounds: int, recall_phrases: int, recall_nam
     with idx.searching() as searcher:
         segments = len(searcher.reader().leaf_readers()) if hasattr(searcher.reader(), "leaf_readers") else 1
     latency = measure_latency(corpus, n, idx, fts_db, texts_db, rounds)
+    print(f"[{n}] latency, Whoosh with an empty posting cache before each query", file=sys.stderr, flush=True)
+    cold = measure_cold(corpus, n, idx, texts_db, rounds)
     return {
         "documents": n, "raw_text_bytes": raw_bytes, "avg_chars": sum(len(t) for t in texts) / n,
         "whoosh": {"docs_per_s_wall": n / whoosh["wall_s"], "docs_per_s_cpu": n / whoosh["cpu_s"],
                    "procs": whoosh.get("procs", 1),
                    "index_bytes": whoosh["size"], "size_ratio": whoosh["size"] / raw_bytes, "segments": segments,
-                   "recall": recall["whoosh"], "latency": summarise(latency["samples"]["whoosh"])},
+                   "recall": recall["whoosh"], "latency": summarise(latency["samples"]["whoosh"]),
+                   "latency_cold": summarise(cold)},
         "fts5": {"docs_per_s_wall": n / fts["wall_s"], "docs_per_s_cpu": n / fts["cpu_s"],
                  "index_bytes": fts["size"], "size_ratio": fts["size"] / raw_bytes,
                  "recall": recall["fts5"], "latency": summarise(latency["samples"]["fts5"])},
@@ -709,14 +738,25 @@ def report(results: list[dict], args, started: datetime) -> str:
                   f"{wl['p50'] / fl['p50']:.2f} |",
                   f"| latency p95, ms (wall) | {wl['p95']:.1f} | {fl['p95']:.1f} | {wl['p95'] / fl['p95']:.2f} |",
                   f"| latency p50 / p95, ms (CPU time) | {wl['cpu_p50']:.1f} / {wl['cpu_p95']:.1f} | "
-                  f"{fl['cpu_p50']:.1f} / {fl['cpu_p95']:.1f} | {wl['cpu_p95'] / fl['cpu_p95']:.2f} (p95) |",
-                  "", f"Whoosh index: {w['segments']} segments. Totals and counts per type differed between the "
+                  f"{fl['cpu_p50']:.1f} / {fl['cpu_p95']:.1f} | {wl['cpu_p95'] / fl['cpu_p95']:.2f} (p95) |"]
+        wc = w.get("latency_cold")
+        if wc:
+            lines += [f"| latency p50 / p95, ms, posting cache emptied before each query (wall) | "
+                      f"{wc['p50']:.1f} / {wc['p95']:.1f} | | {wc['p95'] / fl['p95']:.2f} (p95) |",
+                      f"| the same, CPU time | {wc['cpu_p50']:.1f} / {wc['cpu_p95']:.1f} | | "
+                      f"{wc['cpu_p95'] / fl['cpu_p95']:.2f} (p95) |"]
+        lines += ["", f"Whoosh index: {w['segments']} segments. Totals and counts per type differed between the "
                   f"engines in {r['count_mismatches']} of {wl['n']} queries. A substring scan of all texts took "
                   f"{w['recall']['phrases']['scan_s_per_query'] * 1000:.0f} ms a phrase.", "",
-                  "| query (p50 / p95 ms, wall) | Whoosh | FTS5 |", "|---|---|---|"]
+                  "| query (p50 / p95 ms) | Whoosh, wall | FTS5, wall | Whoosh, CPU | FTS5, CPU | Whoosh, cold cache, CPU |",
+                  "|---|---|---|---|---|---|"]
         for label, (p50, p95) in wl["by_query"].items():
             fp50, fp95 = fl["by_query"][label]
-            lines.append(f"| {label} | {p50:.1f} / {p95:.1f} | {fp50:.1f} / {fp95:.1f} |")
+            cp50, cp95 = wl.get("by_query_cpu", {}).get(label, (0.0, 0.0))
+            fcp50, fcp95 = fl.get("by_query_cpu", {}).get(label, (0.0, 0.0))
+            kp50, kp95 = (wc or {}).get("by_query_cpu", {}).get(label, (0.0, 0.0))
+            lines.append(f"| {label} | {p50:.1f} / {p95:.1f} | {fp50:.1f} / {fp95:.1f} | {cp50:.1f} / {cp95:.1f} | "
+                         f"{fcp50:.1f} / {fcp95:.1f} | {kp50:.1f} / {kp95:.1f} |")
         load = r.get("load_average")
         if load:
             lines.append(f"Load average (1 min) of the machine: {load['indexing']:.1f} when indexing started, "
