@@ -393,3 +393,42 @@ def test_huge_ids_in_forms_and_filters_name_no_record(app, world):
             problems.append(f"POST {path} {data}: {response.status_code}")
     assert not problems, "\n  ".join(problems)
     assert fingerprint(app) == before, "a form naming no record changed the database"
+
+
+def test_an_id_in_other_digits_names_no_record(app, client, org):
+    """Only ASCII digits make an id: the loan the archivist may see is not found by its id
+    written in full-width or Arabic-Indic digits (which Python's ``int`` would read alike), so
+    every record has exactly one address."""
+    from conftest import make_loan
+    from portal.extensions import db
+
+    with app.app_context():
+        loan_id = make_loan(org.inst("B1"), org.user("officer")).id
+        db.session.commit()
+        db.session.remove()
+    login(client, "archivist")
+    assert fetch(client, f"/loans/{loan_id}").status_code == 200
+    for digits in ("０１２３４５６７８９", "٠١٢٣٤٥٦٧٨٩"):
+        other = "".join(digits[int(d)] for d in str(loan_id))
+        response = fetch(client, f"/loans/{other}")
+        assert response.status_code == 404 and "does not exist" in response.get_data(as_text=True), other
+        response = fetch(client, "/loans/", query_string={"page": other, "officer": other})
+        assert response.status_code == 200, other
+
+
+def test_errors_asked_for_as_json_tell_no_more(app, world):
+    """An API-style client (Accept: application/json) gets the same refusals as a browser, as
+    JSON, and nothing of another branch: the portal has no JSON endpoints of its own."""
+    import json
+
+    client = signed_in_clients(app, roles=("loan_officer",))["loan_officer"]
+    headers = {"Accept": "application/json"}
+    b2 = world["B2"]
+    for path in (f"/loans/{b2.loan}", f"/archive/documents/{b2.doc_archived}", f"/archive/documents/{b2.doc_archived}/open",
+                 f"/archive/number/{b2.archive_number}", f"/loans/borrowers/{b2.borrower}", f"/loans/{2**31}"):
+        response = fetch(client, path, headers=headers)
+        assert response.status_code == 404 and response.mimetype == "application/json", (path, response.status_code)
+        body = response.get_data(as_text=True)
+        assert set(json.loads(body)) == {"error", "message", "details"}
+        assert "邻社户" not in body and b2.contract not in body and b2.archive_number not in body, path
+    assert fetch(client, "/org/users", headers=headers).status_code == 403
