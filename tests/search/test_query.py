@@ -178,3 +178,67 @@ def test_recall_and_precision_against_a_substring_scan(tmp_path):
         assert set(expected) <= set(ids(idx, phrase)[1]), phrase      # unquoted: at least those
         checked += 1
     assert checked > 100
+
+
+# -- the engine's arrays and caches: exact totals, counts and pages, cold or warm ---------------
+
+SYLLABLES = "贷款借合同检查挪用资金生产经营正常保证人还能力"
+
+
+def brute_force(records, phrase: str, scope: str, doctype: str | None = None):
+    """The documents a quoted phrase must find: substring of text, title or borrower, in scope."""
+    return [r for r in records if r.institution_path.startswith(scope) and (doctype is None or r.doctype == doctype)
+            and any(phrase in normalize(v) for v in (r.text, r.title, r.borrower))]
+
+
+def test_totals_counts_and_pages_equal_a_substring_scan_with_and_without_the_cache(tmp_path, monkeypatch):
+    """Several segments, deletions, scopes, a type filter, both sort orders, paging: every total,
+    count per type and page equals what a plain scan gives; the same with the posting cache
+    emptied before each query, and with a cache so small that it evicts all the time."""
+    rng = random.Random(7)
+    paths = ["/P/C1/B1/", "/P/C1/B2/", "/P/C2/B3/"]
+    records = [record(i, "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(20, 400))),
+                      path=paths[i % 3], doctype=("loan_contract", "inspection_report")[i % 2], title=f"文件{i}",
+                      contract=f"XY2024-{i:03d}", day=date(2024, 1, 1) + timedelta(days=i % 50))
+               for i in range(1, 301)]
+    idx = build(tmp_path, records, segments=3)
+    with idx.writer() as writer:
+        for gone in (5, 150, 299):
+            writer.delete_by_term("id", str(gone))
+    live = [r for r in records if r.id not in (5, 150, 299)]
+    phrases = ["贷款", "挪用资金", "生产经营", "检查挪用", "能力保证", "同检查贷款"]
+    for mode in ("warm", "cold", "tiny"):
+        if mode == "tiny":
+            monkeypatch.setattr(engine, "POSTINGS", engine.PostingsCache(20_000))
+        for phrase in phrases:
+            for scope in ("/P/", "/P/C1/", "/P/C2/B3/"):
+                for doctype in (None, "inspection_report"):
+                    truth = brute_force(live, phrase, scope, doctype)
+                    if mode == "cold":
+                        engine.POSTINGS.clear()
+                    total, found, facets = ids(idx, f'"{phrase}"', scope=scope, filters=Filters(doctype=doctype),
+                                               sort="date_desc", limit=10, offset=10)
+                    assert total == len(truth), (mode, phrase, scope, doctype)
+                    assert dict(facets) == {t: n for t, n in
+                                            ((t, sum(r.doctype == t for r in truth))
+                                             for t in ("loan_contract", "inspection_report")) if n}
+                    expected = sorted(truth, key=lambda r: (r.doc_date, r.added), reverse=True)
+                    # Same date and time: the later document first (the engine's tie-break).
+                    assert [r.doc_date for r in expected[10:20]] == [
+                        next(r.doc_date for r in truth if r.id == i) for i in found]
+                    total, found, _f = ids(idx, f'"{phrase}"', scope=scope, filters=Filters(doctype=doctype))
+                    assert sorted(found) == sorted(r.id for r in truth)
+        if mode == "tiny":
+            assert engine.POSTINGS.bytes <= 20_000 or len(engine.POSTINGS._entries) == 1
+
+
+def test_the_posting_cache_stays_within_its_bound(tmp_path, monkeypatch):
+    rng = random.Random(3)
+    records = [record(i, "".join(rng.choice(SYLLABLES) for _ in range(300))) for i in range(1, 201)]
+    idx = build(tmp_path, records)
+    cache = engine.PostingsCache(50_000)
+    monkeypatch.setattr(engine, "POSTINGS", cache)
+    for a, b in zip(SYLLABLES, SYLLABLES[1:]):
+        ids(idx, f'"{a}{b}"')
+        assert cache.bytes <= 50_000 or len(cache._entries) == 1
+    assert cache.bytes == sum(cache._sizes.values()) and len(cache._entries) > 1

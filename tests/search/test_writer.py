@@ -99,3 +99,42 @@ def test_a_merge_writes_what_a_single_commit_writes(tmp_path):
     assert len(merged._segments()) == 1
     with one.reader() as a, merged.reader() as b:
         assert postings(a) == postings(b)
+
+
+def test_a_text_longer_than_65536_characters_same_postings_and_phrases_found(tmp_path):
+    """Positions past 65,535 take 32 bits: the array path of the analysis and the writer fall
+    back to them, and a phrase at the end of such a text is still found."""
+    from portal.search import engine
+    from portal.search.analysis import normalize
+    from portal.search.query import Filters, build_plan, parse_query
+
+    long_text = "借款人经营正常，" * 9000 + "末尾发现挪用贷款资金"          # 72,010 characters
+    recs = records(3)
+    recs[1].text = long_text
+    grams = ANALYZER.analyze(normalize(long_text)).bigrams
+    plain: dict[str, list[int]] = {}
+    norm = normalize(long_text)
+    for i in range(len(norm) - 1):
+        if "\u4e00" <= norm[i] <= "\u9fff" and "\u4e00" <= norm[i + 1] <= "\u9fff":
+            plain.setdefault(norm[i:i + 2], []).append(i)
+    assert dict(grams.items()) == plain and grams["挪用"] == [len(norm) - 6]
+    docs = [document_fields(r, ANALYZER) for r in recs]
+    for name in ("ours", "theirs"):
+        (tmp_path / name).mkdir()
+    ours = whoosh_index.create_in(str(tmp_path / "ours"), build_schema())
+    theirs = whoosh_index.create_in(str(tmp_path / "theirs"), build_schema())
+    writer = FastSegmentWriter(ours)
+    for fields in docs:
+        writer.add_document(**fields)
+    writer.commit()
+    writer = theirs.writer()
+    for fields in docs:
+        writer.add_document(**fields)
+    writer.commit()
+    with ours.reader() as a, theirs.reader() as b:
+        assert postings(a) == postings(b)
+    engine.POSTINGS.clear()
+    plan = build_plan(parse_query('"末尾发现挪用"', ANALYZER), scope_path=None, filters=Filters(), analyzer=ANALYZER)
+    with ours.searcher() as searcher:
+        result = engine.execute(searcher, plan)
+        assert [int(searcher.stored_fields(d)["id"]) for d, _s in result.hits] == [recs[1].id]
