@@ -11,8 +11,10 @@ institution code, user name, ID number or contract number) are left as they are,
 run adds nothing. Institutions and users go through the account services (which write their
 audit events); loans are written per branch with one audit event per branch.
 
-Credit files with documents for the first loans of each branch come from
-``portal/demo_documents.py``.
+The loans' credit files (documents with the gaps a county has) come from
+``portal/demo_documents.py``; the post-loan and archive work done on them so far (inspections,
+warnings, classification reviews, snapshots, lendings) from ``portal/demo_history.py``. Both
+run only for loans written in this run, so a second run adds nothing.
 
 Every demo login has the password ``DEMO_PASSWORD``; the command prints the logins at the end.
 """
@@ -453,7 +455,10 @@ class SeedResult:
     loans: int = 0
     skipped_loans: int = 0
     documents: int = 0
+    inspections: int = 0
+    lendings: int = 0
     logins: list[DemoUser] = field(default_factory=list)
+    new_loans: list[Loan] = field(default_factory=list)
 
 
 def _ensure_institutions(spec: ProvinceSpec, result: SeedResult) -> None:
@@ -531,6 +536,7 @@ def _write_branch_loans(county: CountySpec, branch_spec: BranchSpec, plans: list
             loan.reviewer, loan.approver = other, director
         loan.risk_class = _risk_class(rules, loan, plan, anchor)
         db.session.add(loan)
+        result.new_loans.append(loan)
     db.session.flush()
     record_event(None, "demo.seed_loans", "institution", branch.code,
                  {"loans": len(todo), "borrowers": new_borrowers,
@@ -597,9 +603,15 @@ def seed_demo(progress: Callable[[str], None] = lambda _message: None) -> SeedRe
         for county in spec.counties:
             for branch in county.branches:
                 _write_branch_loans(county, branch, plans[branch.code], users, anchor, result)
+    if not result.new_loans:
+        return result
     from .demo_documents import seed_demo_documents
-    progress(_("Credit files: documents for the first loans of each branch …"))
-    result.documents = seed_demo_documents(anchor)
+    from .demo_history import seed_history
+    progress(_("Credit files: the documents of each loan, with the gaps a county has …"))
+    result.documents = seed_demo_documents(anchor, {loan.id for loan in result.new_loans})
+    progress(_("Post-loan work so far: inspections, warnings, classification, snapshots and lendings …"))
+    history = seed_history(result.new_loans, anchor)
+    result.inspections, result.lendings = history.inspections, history.lendings
     return result
 
 
@@ -625,7 +637,8 @@ def _print_logins(logins: list[DemoUser]) -> None:
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database already has institutions.")
 @with_appcontext
 def seed_demo_command(if_empty: bool) -> None:
-    """Load demo data: three unions, their branches, staff logins and 330 loans.
+    """Load demo data: three unions, their branches, staff logins and 330 loans with their credit
+    files and post-loan history (inspections, warnings, reviews, snapshots, lendings).
 
     Safe to run again: what exists already is left as it is.
     """
@@ -639,7 +652,8 @@ def seed_demo_command(if_empty: bool) -> None:
         db.session.rollback()
         click.secho(exc.message, fg="red", err=True)
         sys.exit(1)
-    click.echo(_("Demo data: %(i)d institutions, %(u)d users, %(b)d borrowers, %(l)d loans and %(d)d documents "
-                 "added; %(s)d loans were there already.", i=result.institutions, u=result.users,
-                 b=result.borrowers, l=result.loans, d=result.documents, s=result.skipped_loans))
+    click.echo(_("Demo data: %(i)d institutions, %(u)d users, %(b)d borrowers, %(l)d loans, %(d)d documents, "
+                 "%(n)d inspections and %(k)d lendings added; %(s)d loans were there already.",
+                 i=result.institutions, u=result.users, b=result.borrowers, l=result.loans, d=result.documents,
+                 n=result.inspections, k=result.lendings, s=result.skipped_loans))
     _print_logins(result.logins)

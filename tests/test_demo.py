@@ -1,6 +1,8 @@
-"""``flask seed-demo``: three unions, every role, 300+ consistent loans, every login works,
-and running it again (or with ``--if-empty``) changes nothing."""
+"""``flask seed-demo``: three unions, every role, 300+ consistent loans with their credit files
+and post-loan history, every login works, and running it again (or with ``--if-empty``) changes
+nothing."""
 from collections import Counter
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
@@ -28,6 +30,15 @@ GUARANTEES = {
 def _counts() -> dict[str, int]:
     return {model.__name__: db.session.execute(select(func.count()).select_from(model)).scalar_one()
             for model in (Institution, User, Borrower, Loan)}
+
+
+def _history_counts() -> dict[str, int]:
+    from portal.archive.models import Document, Lending
+    from portal.auditing.models import CompletenessSnapshot
+    from portal.postloan.models import BucketSnapshot, ClassificationReview, Inspection, RiskWarning
+    return {model.__name__: db.session.execute(select(func.count()).select_from(model)).scalar_one()
+            for model in (Document, Inspection, RiskWarning, ClassificationReview, BucketSnapshot,
+                          CompletenessSnapshot, Lending)}
 
 
 def _check_loans() -> None:
@@ -101,8 +112,9 @@ def test_seed_demo_builds_a_portal_to_click_through(app, runner):
         assert all(u.department and u.display_name != u.username for u in users)
         _check_loans()
         _check_documents()
+        _check_postloan_history()
         usernames = [u.username for u in users]
-        counts = _counts()
+        counts = _counts() | _history_counts()
         loan_events = db.session.execute(select(func.count()).select_from(AuditEvent)
                                          .where(AuditEvent.action == "demo.seed_loans")).scalar_one()
         n_branches = db.session.execute(select(func.count()).select_from(Institution)
@@ -123,7 +135,7 @@ def test_seed_demo_builds_a_portal_to_click_through(app, runner):
     assert skipped.exit_code == 0, skipped.output
     assert DEMO_PASSWORD not in skipped.output
     with app.app_context():
-        assert _counts() == counts
+        assert _counts() | _history_counts() == counts
 
 
 def test_if_empty_leaves_a_database_with_data_alone(app, runner):
@@ -148,16 +160,78 @@ def test_the_plan_is_the_same_on_every_run():
 
 
 def _check_documents() -> None:
-    """Credit files for the first loans of every branch, in several states, with gaps."""
-    from portal.archive.models import Document
+    """Every branch's credit files are mostly complete, with gaps of the usual kinds at a rate of
+    its own; documents in every state of the archive; nothing wrong but orphans of other tests."""
     from portal.archive.fixity import verify_archive
+    from portal.archive.models import Document
     from portal.archive.storage import current_store
+    from portal.auditing.completeness import audit_completeness
     docs = db.session.execute(select(Document)).scalars().all()
-    assert len(docs) >= 300
-    states = Counter(d.state for d in docs)
-    assert states["archived"] and states["collected"]
+    loans = db.session.execute(select(func.count()).select_from(Loan)).scalar_one()
+    assert len(docs) >= 6 * loans
+    assert {d.state for d in docs} >= {"collected", "sorted", "filed", "archived"}
     assert all(d.archive_number for d in docs if d.state in ("filed", "archived"))
-    assert len({d.institution_id for d in docs}) == 15  # every branch
-    # Other tests of this worker share the store, so unclaimed objects are theirs: only the
-    # demo's own documents are checked here.
+    assert all(d.shelf_location for d in docs if d.state == "archived" and d.paper_original)
+    with_files = {d.loan_id for d in docs if d.loan_id}
+    assert len(with_files) / loans >= 0.9
+    today = local_today()
+    rates, missing = [], Counter()
+    for province in db.session.execute(select(Institution).where(Institution.level == "province")).scalars():
+        audit = audit_completeness(province, as_of=today)
+        for branch in audit.branches():
+            assert branch.files == 22, branch.institution.code
+            rates.append(branch.complete / branch.files)
+        missing.update(audit.missing_by_type)
+    assert all(0.6 <= rate <= 0.97 for rate in rates), rates
+    assert max(rates) - min(rates) >= 0.08, rates          # branches differ
+    assert 0.72 <= sum(rates) / len(rates) <= 0.9, rates
+    # Gaps of several kinds, the registration office's 他项权证 among them.
+    assert len(missing) >= 4 and missing["collateral_certificate"], missing
     assert [p for p in verify_archive(current_store()).problems if p.kind != "orphan"] == []
+
+
+def _check_postloan_history() -> None:
+    """Inspections recorded and signed off on the union's schedule, a minority behind; warnings,
+    reviews, snapshots and lendings in every state."""
+    from portal.archive.models import Lending
+    from portal.auditing.models import CompletenessSnapshot
+    from portal.postloan.models import (BucketSnapshot, ClassificationReview, Inspection, PostloanFile,
+                                        RiskWarning)
+    today = local_today()
+    open_loans = db.session.execute(select(Loan).where(Loan.status.in_(("active", "overdue")))).scalars().all()
+    inspections = db.session.execute(select(Inspection)).scalars().all()
+    statuses = Counter(i.status for i in inspections)
+    assert statuses["signed_off"] >= len(open_loans) and statuses["submitted"] and statuses["open"], statuses
+    assert {i.kind for i in inspections if i.status == "signed_off"} == {"first", "routine", "special"}
+    done = [i for i in inspections if i.status in ("submitted", "signed_off")]
+    assert all(i.loan.disbursed_on <= i.inspected_on < today for i in done)
+    # Each signed-off report is in the loan's credit file.
+    filed = set(db.session.execute(select(PostloanFile.owner_id).where(
+        PostloanFile.owner_kind == "inspection", PostloanFile.archive_document_id.is_not(None))).scalars())
+    assert {i.id for i in inspections if i.status == "signed_off"} <= filed
+    todo = [i for i in inspections if i.status in ("open", "draft")]
+    behind = {i.loan_id for i in todo if i.due_on < today}
+    assert 0 < len(behind) / len(open_loans) <= 0.3, (len(behind), len(open_loans))
+    assert any(today <= i.due_on <= today + timedelta(days=7) for i in todo)
+    # Every open loan past its first inspection's due date had it done, or it is one of the few behind.
+    first_done = {i.loan_id for i in done if i.kind == "first"}
+    assert len(first_done) >= 0.85 * len(open_loans)
+
+    warnings = Counter(w.status for w in db.session.execute(select(RiskWarning)).scalars())
+    assert warnings["open"] and warnings["handling"] and warnings["lifted"], warnings
+    reviews = Counter(r.status for r in db.session.execute(select(ClassificationReview)).scalars())
+    assert reviews["pending"] and reviews["confirmed"], reviews
+
+    snapshot_days = set(db.session.execute(select(BucketSnapshot.as_of).distinct()).scalars())
+    assert today in snapshot_days and len(snapshot_days) >= 12
+    buckets = Counter(db.session.execute(select(BucketSnapshot.bucket).where(
+        BucketSnapshot.as_of == min(snapshot_days))).scalars())
+    assert len(buckets) >= 3, buckets
+    trend_days = set(db.session.execute(select(CompletenessSnapshot.as_of).distinct()).scalars())
+    assert today in trend_days and len(trend_days) >= 10
+
+    lendings = db.session.execute(select(Lending)).scalars().all()
+    states = Counter(lending.state for lending in lendings)
+    assert states["issued"] >= 3 and states["returned"] and states["requested"], states
+    overdue = [lending for lending in lendings if lending.state == "issued" and lending.due_on < today]
+    assert 1 <= len(overdue) <= 3
