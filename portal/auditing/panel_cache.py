@@ -13,7 +13,7 @@ How a change is seen:
   row moves), in the same transaction, just before it commits. A row without an institution
   (or an ORM bulk statement, or SQL text run through the session) raises row 0, which every
   panel depends on. Tables no panel reads (the audit trail, the search queue and its text, the
-  document access log, users and sessions) raise nothing: signing in does not empty the cache.
+  document access log, users and their roles) raise nothing: signing in does not empty the cache.
 - A panel of institution X was built from X's subtree; anything recorded at an ancestor (a
   fixity run of the county, the union's own rows) may count too. Its *fingerprint* is therefore
   the number, sum and latest time of the counters of X's subtree, X's ancestors and row 0:
@@ -136,11 +136,18 @@ def _raise_versions(session: Session) -> None:
 
 
 @event.listens_for(Session, "after_commit")
-@event.listens_for(Session, "after_rollback")
-@event.listens_for(Session, "after_soft_rollback")
-def _forget_changes(session: Session, *_args) -> None:
+def _forget_committed(session: Session) -> None:
     session.info.pop(_PENDING, None)
     session.info.pop(_FINGERPRINTS, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_rolled_back(session: Session, previous_transaction) -> None:
+    """A rolled-back transaction changed nothing; a rolled-back savepoint leaves the changes
+    made before it standing, so they stay noted (noting too much only rebuilds a panel)."""
+    session.info.pop(_FINGERPRINTS, None)
+    if previous_transaction.parent is None and not previous_transaction.nested:
+        session.info.pop(_PENDING, None)
 
 
 def fingerprint(institution: Institution) -> str:

@@ -108,6 +108,21 @@ def test_rolled_back_changes_raise_no_version_and_moves_raise_both_branches(app,
         assert after.get(0) == before.get(0)                    # nothing else was touched
 
 
+def test_changes_before_a_rolled_back_savepoint_still_count(app, known_gaps):
+    with app.app_context():
+        b1 = known_gaps.org.inst("B1").id
+        before = versions(app)
+        db.session.get(Loan, known_gaps.loans["L1"]).risk_class = "doubtful"
+        db.session.flush()
+        savepoint = db.session.begin_nested()
+        db.session.get(Loan, known_gaps.loans["L2"]).risk_class = "loss"
+        db.session.flush()
+        savepoint.rollback()
+        db.session.commit()
+        assert db.session.get(Loan, known_gaps.loans["L1"]).risk_class == "doubtful"
+        assert versions(app)[b1] == before[b1] + 1
+
+
 def test_bulk_statements_and_sql_text_raise_every_panel(app, known_gaps):
     with app.app_context():
         county = known_gaps.org.inst("C1")
