@@ -28,7 +28,9 @@ For each size:
    counts per document type and the page's highlights (texts fetched from SQLite, highlighted
    with ``portal.search.query.highlight``) — the whole work of a results page but the HTML.
    Both engines run the same mix, interleaved, five rounds (the contract numbers, names and
-   words change between rounds); p50/p95 over all of them.
+   words change between rounds); p50/p95 over all of them. Then the Whoosh side runs the mix
+   again with the engine's posting cache emptied before every query (``engine.POSTINGS``): the
+   cost of a query none of whose terms a worker has decoded yet.
 
 Figures go to ``--out`` (Markdown) and to stdout as JSON.
 """
