@@ -92,10 +92,9 @@ def read_file(record: PostloanFile) -> bytes:
     from ..archive.storage import ObjectMissing, current_store
     document = db.session.get(Document, record.archive_document_id) if record.archive_document_id else None
     if document is None or document.state in (DocState.DESTROYED.value, DocState.DISCARDED.value):
+        removed = document.removed_at if document is not None else None
         raise WrongState(_("%(name)s was removed from the credit file on %(date)s; no copy is kept.",
-                           name=record.filename,
-                           date=f"{document.removed_at:%Y-%m-%d}" if document is not None and document.removed_at
-                           else "?"))
+                           name=record.filename, date=removed.date().isoformat() if removed else "?"))
     try:
         return current_store().read_bytes(document.object_key)
     except ObjectMissing:
