@@ -133,13 +133,26 @@ def bar(title: str, labels: Sequence[str], series: Iterable[tuple[str, Sequence]
     chart = kind(**_config(title, colours, height or (max(260, 90 + 34 * rows) if horizontal else 340),
                            value_formatter=_percent if percent else _count,
                            x_label_rotation=0 if horizontal or rows <= 6 else 30, **options))
+    series = [(name, [_number(v) for v in values]) for name, values in series]
     if percent:
         chart.range = (0, 100)
+    else:
+        _whole_ticks(chart, [v for _name, values in series for v in values])
     order = slice(None, None, -1) if horizontal else slice(None)   # pygal draws the first row at the bottom
     chart.x_labels = list(labels)[order]
     for name, values in series:
-        chart.add(name, [_number(v) for v in values][order])
+        chart.add(name, values[order])
     return _render(chart)
+
+
+def _whole_ticks(chart, values: Sequence[float | None]) -> None:
+    """Counts of a few (files on loan, inspections overdue) get whole-number ticks: pygal's own
+    would be 0, 0.25, 0.5 … printed as 0, 0, 1, 1 …"""
+    numbers = [v for v in values if v is not None]
+    if numbers and all(float(v).is_integer() for v in numbers) and max(numbers) <= 10:
+        top = max(1, int(max(numbers)))
+        chart.range = (0, top)
+        chart.y_labels = list(range(0, top + 1))
 
 
 @_memo

@@ -38,3 +38,16 @@ def test_a_chart_is_rendered_once_per_inputs():
     changed = charts.bar("同一图", ["甲", "乙"], [("件数", [1, 3])])
     assert changed is not first and ">3<" in str(changed)                              # other numbers: drawn
     assert charts.bar("同一图", ["甲", "乙"], ((name, v) for name, v in [("件数", [1, 2])])) is first
+
+
+def test_small_counts_get_whole_number_ticks():
+    """Three files on loan are drawn on a 0, 1, 2, 3 scale, not 0, 0.25, … printed as 0, 0, 1 …"""
+    def y_ticks(svg) -> list[str]:
+        axis = str(svg)[str(svg).index('class="axis y'):]
+        return re.findall(r"<text[^>]*>([^<]*)</text>", axis[:axis.index("</g></g>") + 8] if "</g></g>" in axis else axis)
+
+    ticks = y_ticks(charts.bar("借出", ["甲", "乙"], [("借出中", [3, 0]), ("逾期未还", [1, 0])]))
+    assert ticks[:4] == ["0", "1", "2", "3"] and len(ticks) == len(set(ticks))
+    assert y_ticks(charts.bar("借出", ["甲"], [("借出中", [0])]))[:2] == ["0", "1"]     # nothing on loan
+    balances = y_ticks(charts.bar("余额", ["甲"], [("余额", [1234.5])]))                # amounts: pygal's scale
+    assert "1" not in balances[:3]
