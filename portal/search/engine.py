@@ -569,6 +569,8 @@ def execute(searcher, plan: Plan, *, sort: str = "relevance", offset: int = 0, l
     the ordered hits, and counts per ``facet`` value, all over the same set of documents."""
     reader = searcher.reader()
     leaves = reader.leaf_readers() if hasattr(reader, "leaf_readers") else [(reader, 0)]
+    # An index without a segment yet (no document ever indexed) reads as Whoosh's EmptyReader.
+    leaves = [(leaf, base) for leaf, base in leaves if hasattr(leaf, "_segment")]
     want = offset + limit
     doc_count = max(reader.doc_count(), 1)
     idf: dict[tuple[str, str], float] = {}

@@ -13,6 +13,8 @@ from portal.search.index import SearchIndex
 from portal.search.query import Filters, QuerySyntaxError, build_plan, highlight, parse_query
 from portal.search.schema import IndexRecord, document_fields
 
+from .conftest import search_as
+
 ANALYZER = get_analyzer()
 
 
@@ -242,3 +244,14 @@ def test_the_posting_cache_stays_within_its_bound(tmp_path, monkeypatch):
         ids(idx, f'"{a}{b}"')
         assert cache.bytes <= 50_000 or len(cache._entries) == 1
     assert cache.bytes == sum(cache._sizes.values()) and len(cache._entries) > 1
+
+
+def test_an_empty_index_answers_nothing_found_and_stays_trusted(app, world):
+    """A portal whose archive holds no document yet: the search says so; the index is not
+    taken for broken (it would be marked for rebuilding on every search)."""
+    from portal.search.index import current_index
+
+    total, ids, page = search_as(app, "officer", "借款合同")
+    assert (total, ids, page["error"]) == (0, [], None)
+    with app.app_context():
+        assert not current_index().needs_rebuild
