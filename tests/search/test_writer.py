@@ -40,20 +40,23 @@ def postings(reader) -> dict:
     return out
 
 
+def both_writers(tmp_path, docs):
+    """The same documents written by FastSegmentWriter ("ours") and by Whoosh's own writer."""
+    indexes = []
+    for name, make_writer in (("ours", FastSegmentWriter), ("theirs", lambda ix: ix.writer())):
+        (tmp_path / name).mkdir()
+        ix = whoosh_index.create_in(str(tmp_path / name), build_schema())
+        writer = make_writer(ix)
+        for fields in docs:
+            writer.add_document(**fields)
+        writer.commit()
+        indexes.append(ix)
+    return tuple(indexes)
+
+
 def test_same_postings_as_whooshs_writer(tmp_path):
     docs = [document_fields(r, ANALYZER) for r in records(300)]   # more than a block (128) per common term
-    (tmp_path / "ours").mkdir()
-    (tmp_path / "theirs").mkdir()
-    ours = whoosh_index.create_in(str(tmp_path / "ours"), build_schema())
-    theirs = whoosh_index.create_in(str(tmp_path / "theirs"), build_schema())
-    writer = FastSegmentWriter(ours)
-    for fields in docs:
-        writer.add_document(**fields)
-    writer.commit()
-    writer = theirs.writer()
-    for fields in docs:
-        writer.add_document(**fields)
-    writer.commit()
+    ours, theirs = both_writers(tmp_path, docs)
     with ours.reader() as a, theirs.reader() as b:
         assert postings(a) == postings(b)
         assert [a.field_length(f) for f in a.schema.names()] == [b.field_length(f) for f in b.schema.names()]
@@ -119,18 +122,7 @@ def test_a_text_longer_than_65536_characters_same_postings_and_phrases_found(tmp
             plain.setdefault(norm[i:i + 2], []).append(i)
     assert dict(grams.items()) == plain and grams["挪用"] == [len(norm) - 6]
     docs = [document_fields(r, ANALYZER) for r in recs]
-    for name in ("ours", "theirs"):
-        (tmp_path / name).mkdir()
-    ours = whoosh_index.create_in(str(tmp_path / "ours"), build_schema())
-    theirs = whoosh_index.create_in(str(tmp_path / "theirs"), build_schema())
-    writer = FastSegmentWriter(ours)
-    for fields in docs:
-        writer.add_document(**fields)
-    writer.commit()
-    writer = theirs.writer()
-    for fields in docs:
-        writer.add_document(**fields)
-    writer.commit()
+    ours, theirs = both_writers(tmp_path, docs)
     with ours.reader() as a, theirs.reader() as b:
         assert postings(a) == postings(b)
     engine.POSTINGS.clear()
