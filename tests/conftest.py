@@ -105,6 +105,28 @@ def _clean_database(request):
 
 
 @pytest.fixture()
+def index_dir(request, tmp_path, monkeypatch):
+    """A search index folder of this test's own (the app is shared by the whole session)."""
+    path = tmp_path / "search_index"
+    if "app" in request.fixturenames:
+        monkeypatch.setitem(request.getfixturevalue("app").config, "XINDANG_SEARCH_INDEX_DIR", str(path))
+    return path
+
+
+@pytest.fixture()
+def local_store(app, tmp_path):
+    """A fresh local-folder object store as the app's store for this test (for tests where the
+    backend does not matter; tests/archive runs the same tests on MinIO too)."""
+    from portal.archive.storage import LocalStore
+
+    chosen = LocalStore(tmp_path / "objects")
+    previous = app.extensions["xindang_storage"]
+    app.extensions["xindang_storage"] = chosen
+    yield chosen
+    app.extensions["xindang_storage"] = previous
+
+
+@pytest.fixture()
 def app_ctx(app):
     with app.app_context():
         yield app

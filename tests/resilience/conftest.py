@@ -32,13 +32,6 @@ from portal.archive.storage import LocalStore, MinioStore
 from portal.extensions import db
 
 
-@pytest.fixture(autouse=True)
-def english(request, monkeypatch):
-    """Messages are asserted in English (the msgids); the portal's default language is Chinese."""
-    if "app" in request.fixturenames or "app_ctx" in request.fixturenames:
-        monkeypatch.setitem(request.getfixturevalue("app").config, "BABEL_DEFAULT_LOCALE", "en")
-
-
 # --- an S3 server the test may kill ----------------------------------------------------------
 
 def free_port() -> int:

@@ -12,33 +12,18 @@ from dataclasses import dataclass
 import pytest
 
 from conftest import make_loan, make_org
-from portal.archive.storage import LocalStore
 from portal.extensions import db
 
 
 @pytest.fixture(autouse=True)
-def english(request, monkeypatch):
-    """Messages are asserted in English (the msgids)."""
-    if "app" in request.fixturenames or "app_ctx" in request.fixturenames:
-        monkeypatch.setitem(request.getfixturevalue("app").config, "BABEL_DEFAULT_LOCALE", "en")
-
-
-@pytest.fixture(autouse=True)
-def index_dir(request, tmp_path, monkeypatch):
-    """Each test gets its own index folder (the app is shared by the whole session)."""
-    path = tmp_path / "search_index"
-    if "app" in request.fixturenames or "app_ctx" in request.fixturenames:
-        monkeypatch.setitem(request.getfixturevalue("app").config, "XINDANG_SEARCH_INDEX_DIR", str(path))
-    return path
+def _own_index(index_dir):
+    """Every test here gets its own search index folder."""
+    return index_dir
 
 
 @pytest.fixture()
-def store(app, tmp_path):
-    chosen = LocalStore(tmp_path / "objects")
-    previous = app.extensions["xindang_storage"]
-    app.extensions["xindang_storage"] = chosen
-    yield chosen
-    app.extensions["xindang_storage"] = previous
+def store(local_store):
+    return local_store
 
 
 def docx_bytes(*paragraphs: str) -> bytes:
