@@ -238,3 +238,17 @@ def make_loan(branch, officer=None, **fields):
     db.session.add(loan)
     db.session.flush()
     return loan
+
+
+def docx_bytes(*paragraphs: str) -> bytes:
+    """A Word document with these paragraphs (an upload with text to extract)."""
+    import io
+
+    import docx
+
+    document = docx.Document()
+    for text in paragraphs:
+        document.add_paragraph(text)
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()

@@ -47,7 +47,7 @@ from werkzeug.wsgi import ClosingIterator
 from portal.archive.storage import LocalStore
 from portal.extensions import db
 
-from conftest import PASSWORD
+from conftest import PASSWORD, docx_bytes
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -337,12 +337,3 @@ def docx_text(data: bytes) -> str:
     return "\n".join(p.text for p in docx.Document(io.BytesIO(data)).paragraphs)
 
 
-def docx_bytes(*paragraphs: str) -> bytes:
-    import docx
-
-    document = docx.Document()
-    for text in paragraphs:
-        document.add_paragraph(text)
-    out = io.BytesIO()
-    document.save(out)
-    return out.getvalue()

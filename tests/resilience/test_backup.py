@@ -24,7 +24,7 @@ from portal.extensions import db
 from portal.backup.services import SKIPPED_TABLES
 
 from archive.conftest import make_archive_setup, pdf_bytes
-from conftest import login
+from conftest import docx_bytes, login
 
 from .conftest import ON_POSTGRES, archived_documents, proposed_destruction_list
 
@@ -34,16 +34,6 @@ def cli(app, *args):
 
 
 # --- a deployment with a history -------------------------------------------------------------------
-
-def docx_bytes(*paragraphs: str) -> bytes:
-    import docx
-
-    document = docx.Document()
-    for paragraph in paragraphs:
-        document.add_paragraph(paragraph)
-    out = io.BytesIO()
-    document.save(out)
-    return out.getvalue()
 
 
 PHRASE = "抵押物他项权证已收回"

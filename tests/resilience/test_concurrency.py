@@ -28,7 +28,7 @@ from portal.audit.models import AuditEvent
 from portal.extensions import db
 
 from archive.conftest import make_archive_setup, pdf_bytes
-from conftest import PASSWORD, login
+from conftest import PASSWORD, docx_bytes, login
 
 from .conftest import archived_documents, free_port, hold_at, proposed_destruction_list, race, token_of
 
@@ -375,12 +375,3 @@ def test_gunicorn_workers_upload_and_index_at_once(deployments, tmp_path):
     print(f"{total} uploads by {len(uploaders)} users over 3 gunicorn workers in {elapsed:.1f} s")
 
 
-def docx_bytes(*paragraphs: str) -> bytes:
-    import docx
-
-    document = docx.Document()
-    for paragraph in paragraphs:
-        document.add_paragraph(paragraph)
-    out = io.BytesIO()
-    document.save(out)
-    return out.getvalue()

@@ -25,7 +25,7 @@ from portal.audit.models import AuditEvent
 from portal.extensions import db
 
 from archive.conftest import ACCESS_KEY, REGION, SECRET_KEY, pdf_bytes, upload
-from conftest import login
+from conftest import docx_bytes, login
 
 from .conftest import archived_documents, proposed_destruction_list, use_store
 
@@ -294,16 +294,6 @@ def test_constraint_violation_after_the_object_leaves_no_object(app, setup, loca
 
 
 # --- the search index locked by another writer -------------------------------------------------
-
-def docx_bytes(*paragraphs: str) -> bytes:
-    import docx
-
-    document = docx.Document()
-    for text in paragraphs:
-        document.add_paragraph(text)
-    out = io.BytesIO()
-    document.save(out)
-    return out.getvalue()
 
 
 def test_search_index_locked_by_another_writer_loses_no_update(app, setup, local_store, tmp_path, monkeypatch):

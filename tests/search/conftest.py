@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from conftest import make_loan, make_org
+from conftest import docx_bytes, make_loan, make_org
 from portal.extensions import db
 
 
@@ -24,17 +24,6 @@ def _own_index(index_dir):
 @pytest.fixture()
 def store(local_store):
     return local_store
-
-
-def docx_bytes(*paragraphs: str) -> bytes:
-    import docx
-
-    document = docx.Document()
-    for text in paragraphs:
-        document.add_paragraph(text)
-    out = io.BytesIO()
-    document.save(out)
-    return out.getvalue()
 
 
 @dataclass
