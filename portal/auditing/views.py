@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from ..accounts.models import Institution
-from ..accounts.scope import (can, check, get_scoped_or_404, institution_visible, is_global, require,
-                              visible_institutions)
+from ..accounts.scope import (can, check, get_scoped_or_404, institution_visible, is_global, parse_id,
+                              require, visible_institutions)
 from ..archive import destruction as destruction_svc
 from ..archive import lending as lending_svc
 from ..archive.labels import doc_type_names
@@ -70,9 +70,10 @@ def _institution(param: str = "institution") -> Institution:
     raw = (request.values.get(param) or "").strip()
     if not raw:
         return current_user.institution
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:   # beyond any id (and PostgreSQL's integer); not "²"
+    ident = parse_id(raw)
+    if ident is None:
         raise _not_found()
-    inst = db.session.get(Institution, int(raw))
+    inst = db.session.get(Institution, ident)
     if inst is None or not institution_visible(current_user, inst):
         raise _not_found()
     return inst
