@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import joinedload
 
 from ..accounts.models import Institution, Level, User
@@ -409,6 +409,21 @@ def escalation_queue(user: User) -> list[Inspection]:
         Inspection.escalation_institution_id == user.institution_id)).order_by(Inspection.signed_off_at)).scalars().unique()
     cache = RulesCache()
     return [i for i in rows if can_review_escalation(user, i, cache.for_loan(i.loan))]
+
+
+def queue_lengths(user: User) -> tuple[int, int]:
+    """How many reports wait for the user's sign-off and for their department's review (the
+    lengths of ``sign_off_queue`` and ``escalation_queue``). Who may sign off depends on each
+    loan's facts, so a queue is read only when something in the user's scope waits at all: one
+    count, which is the whole cost for most users on most days (the home page's card)."""
+    submitted = Inspection.status == InspectionStatus.SUBMITTED.value
+    pending = and_(Inspection.escalation_status == EscalationStatus.PENDING.value,
+                   Inspection.escalation_institution_id == user.institution_id)
+    waiting = db.session.execute(scoped(
+        select(func.count(case((submitted, 1))), func.count(case((pending, 1)))).where(or_(submitted, pending)),
+        Inspection, user)).one()
+    return (len(sign_off_queue(user)) if waiting[0] else 0,
+            len(escalation_queue(user)) if waiting[1] else 0)
 
 
 def calendar_month(user: User, year: int, month: int, *, mine: bool) -> dict[date, list[Inspection]]:

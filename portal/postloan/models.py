@@ -59,7 +59,11 @@ class Inspection(db.Model):
     __tablename__ = "inspection"
     __scope_column__ = "branch_id"
     __table_args__ = (Index("ix_inspection_loan_status", "loan_id", "status"),
-                      Index("ix_inspection_officer_status_due", "officer_id", "status", "due_on"))
+                      Index("ix_inspection_officer_status_due", "officer_id", "status", "due_on"),
+                      # The home page's card counts the reports waiting in the user's scope
+                      # (queue_lengths): by index, not a walk over a county's inspections.
+                      Index("ix_inspection_status_branch", "status", "branch_id"),
+                      Index("ix_inspection_escalation", "escalation_institution_id", "escalation_status"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     loan_id: Mapped[int] = mapped_column(ForeignKey("loan.id"))
@@ -86,7 +90,7 @@ class Inspection(db.Model):
     escalation_status: Mapped[str] = mapped_column(String(16), default=EscalationStatus.NONE.value)
     escalation_level: Mapped[str | None] = mapped_column(String(16))
     escalation_department: Mapped[str | None] = mapped_column(String(64))
-    escalation_institution_id: Mapped[int | None] = mapped_column(ForeignKey("institution.id"), index=True)
+    escalation_institution_id: Mapped[int | None] = mapped_column(ForeignKey("institution.id"))
     escalation_reason: Mapped[str | None] = mapped_column(String(255))
     escalation_reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     escalation_reviewed_at: Mapped[datetime | None] = mapped_column()

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import joinedload
 
 from ..accounts.models import Institution
@@ -45,14 +45,13 @@ def _due_counts_helper():
         """For the home page card: the user's own inspections overdue and due this week, and
         the reports waiting for their sign-off or review."""
         today = local_today()
-        mine = select(func.count()).select_from(Inspection).where(
-            Inspection.officer_id == current_user.id, Inspection.status.in_(INSPECTION_TODO))
-        return {
-            "overdue": db.session.execute(mine.where(Inspection.due_on < today)).scalar_one(),
-            "this_week": db.session.execute(mine.where(Inspection.due_on.between(today, week_end(today)))).scalar_one(),
-            "sign_off": len(insp_svc.sign_off_queue(current_user)),
-            "escalations": len(insp_svc.escalation_queue(current_user)),
-        }
+        overdue = Inspection.due_on < today
+        this_week = Inspection.due_on.between(today, week_end(today))
+        mine = db.session.execute(select(func.count(case((overdue, 1))), func.count(case((this_week, 1)))).where(
+            Inspection.officer_id == current_user.id, Inspection.status.in_(INSPECTION_TODO),
+            or_(overdue, this_week))).one()
+        sign_off, escalations = insp_svc.queue_lengths(current_user)
+        return {"overdue": mine[0], "this_week": mine[1], "sign_off": sign_off, "escalations": escalations}
     return {"postloan_due_counts": postloan_due_counts}
 
 

@@ -221,6 +221,36 @@ def test_large_loan_escalates_to_the_county_queue(app, client, org):
         assert db.session.get(Inspection, big).escalation_status == "reviewed"
 
 
+def test_waiting_counts_equal_the_queues_and_show_on_the_home_card(app, client, org):
+    """The home card counts the queues without reading them when nothing waits; when something
+    does, its numbers are the queues' lengths, whoever asks."""
+    from portal.postloan.inspections import escalation_queue, queue_lengths, sign_off_queue
+
+    def both(name):
+        with app.app_context():
+            user = org.user(name)
+            counted = queue_lengths(user)
+            assert counted == (len(sign_off_queue(user)), len(escalation_queue(user))), name
+            return counted
+
+    assert both("director") == (0, 0) and both("county_director") == (0, 0)
+    _big_loan, big = _submitted(app, org, amount_fen=50_000_000)
+    _submitted(app, org, amount_fen=1_000_000)
+    _submitted(app, org, officer="officer2", branch="B2")
+    assert both("director") == (2, 0)        # B1's two, not B2's
+    assert both("officer") == (0, 0)         # the recorder signs off nothing
+    login(client, "director")
+    card = client.get("/").get_data(as_text=True).split('id="postloan-due"', 1)[1].split("</div></div>", 1)[0]
+    assert "Reports to sign off or review" in card and '<span class="xd-stat">2</span>' in card
+    assert post(client, f"/postloan/inspections/{big}/sign-off", {"opinion": "同意"}).status_code == 302
+    assert both("director") == (1, 0)
+    county = both("county_director")
+    assert county[1] == 1
+    other = app.test_client()
+    login(other, "county_director")
+    assert "Reports to sign off or review" in other.get("/").get_data(as_text=True)
+
+
 def test_escalation_threshold_is_a_setting(app, org):
     from portal.accounts.services import update_union_settings
     from portal.postloan.inspections import sign_off_inspection
