@@ -196,7 +196,7 @@ def brute_force(records, phrase: str, scope: str, doctype: str | None = None):
 def test_totals_counts_and_pages_equal_a_substring_scan_with_and_without_the_cache(tmp_path, monkeypatch):
     """Several segments, deletions, scopes, a type filter, both sort orders, paging: every total,
     count per type and page equals what a plain scan gives; the same with the posting cache
-    emptied before each query, and with a cache so small that it evicts all the time."""
+    emptied before each query, and with caches so small that they evict all the time."""
     rng = random.Random(7)
     paths = ["/P/C1/B1/", "/P/C1/B2/", "/P/C2/B3/"]
     records = [record(i, "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(20, 400))),
@@ -212,6 +212,8 @@ def test_totals_counts_and_pages_equal_a_substring_scan_with_and_without_the_cac
     for mode in ("warm", "cold", "tiny"):
         if mode == "tiny":
             monkeypatch.setattr(engine, "POSTINGS", engine.PostingsCache(20_000))
+            monkeypatch.setattr(engine, "MAX_FREQUENCIES", 5)   # the kept document frequencies too
+            engine.CACHES.clear()
         for phrase in phrases:
             for scope in ("/P/", "/P/C1/", "/P/C2/B3/"):
                 for doctype in (None, "inspection_report"):
@@ -232,6 +234,8 @@ def test_totals_counts_and_pages_equal_a_substring_scan_with_and_without_the_cac
                     assert sorted(found) == sorted(r.id for r in truth)
         if mode == "tiny":
             assert engine.POSTINGS.bytes <= 20_000 or len(engine.POSTINGS._entries) == 1
+            kept = [len(cache.frequencies) for cache in engine.CACHES._by_segment.values()]
+            assert kept and max(kept) <= 5
 
 
 def test_the_posting_cache_stays_within_its_bound(tmp_path, monkeypatch):
