@@ -12,6 +12,7 @@ from typing import Any
 from flask import Flask, has_request_context, request, session
 from flask_login import current_user
 from sqlalchemy import inspect, select
+from sqlalchemy.orm import joinedload
 from werkzeug.routing import IntegerConverter
 
 from config import CONFIGS, Config
@@ -128,7 +129,8 @@ def _init_login(app: Flask) -> None:
         user_id, _, token = ident.partition(":")
         if not user_id.isdigit():
             return None
-        user = db.session.get(User, int(user_id))
+        # The user with their institution and roles: every page asks for both (scope, menus).
+        user = db.session.get(User, int(user_id), options=[joinedload(User.institution)])
         if user is None or user.session_token != token or not user.is_active_flag:
             return None
         return user
