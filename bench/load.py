@@ -338,12 +338,24 @@ def _virtual_users(data: Dataset) -> list[dict]:
 
 # --- 2. server -----------------------------------------------------------------------------------
 
-def start_gunicorn(env: dict, port: int, workers: int, threads: int, log_path: Path) -> subprocess.Popen:
+def gunicorn_options(args) -> list[str]:
+    """The portal's own gunicorn.conf.py, with what the command line changes for a comparison."""
+    options = ["-c", str(ROOT / "gunicorn.conf.py")]
+    if args.workers:
+        options += ["-w", str(args.workers)]
+    if args.worker_class:
+        options += ["-k", args.worker_class]
+    if args.threads:
+        options += ["--threads", str(args.threads)]
+    if args.keep_alive is not None:
+        options += ["--keep-alive", str(args.keep_alive)]
+    return options
+
+
+def start_gunicorn(env: dict, port: int, options: list[str], log_path: Path) -> subprocess.Popen:
     with open(log_path, "wb") as log_fh:
         process = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-w", str(workers), "-k", "gthread", "--threads", str(threads),
-             "-b", f"127.0.0.1:{port}", "--keep-alive", "30", "--timeout", "120", "--log-level", "warning",
-             "wsgi:app"], cwd=ROOT, env=env, stdout=log_fh, stderr=subprocess.STDOUT, start_new_session=True)
+            [str(BIN / "gunicorn"), *options, "-b", f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"], cwd=ROOT, env=env, stdout=log_fh, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -588,7 +600,7 @@ def with_floor(rows: dict) -> dict:
 
 def markdown(result: dict) -> str:
     lines = [f"{result['loans']:,} loans, {result['documents']:,} documents, {result['users']} users, "
-             f"{result['database']}, gunicorn {result['workers']}×{result['threads']} gthread, "
+             f"{result['database']}, gunicorn ({result['gunicorn']}), "
              f"{result['duration_s']} s measured after {result['warmup_s']} s warm-up per phase; "
              f"machine load average {result['load_average']['before']} before, {result['load_average']['after']} after"]
     lines += ["", "First view of each user's dashboard (panel cache empty), one user at a time:", "",
@@ -619,8 +631,11 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--duration", type=float, default=30, help="seconds measured in each phase")
     parser.add_argument("--warmup", type=float, default=5, help="seconds not counted before each phase")
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--workers", type=int, help="gunicorn workers (default: gunicorn.conf.py's, 3 per core)")
+    parser.add_argument("--worker-class", choices=("sync", "gthread"), help="default: gunicorn.conf.py's, sync")
+    parser.add_argument("--threads", type=int, help="threads per gthread worker")
+    parser.add_argument("--keep-alive", type=int,
+                        help="seconds a gthread worker keeps an idle connection (gunicorn's default 2)")
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--pg-url", default=os.environ.get("XINDANG_TEST_PG", PG_DEFAULT),
                         help="a PostgreSQL database where a schema of its own is created (and dropped)")
@@ -668,10 +683,13 @@ def main() -> int:
             if args.keep:
                 manifest.write_text(json.dumps(data.__dict__, ensure_ascii=False))
         _empty_panel_cache(url)
+        if schema:
+            _vacuum(url)
         load_before = os.getloadavg()
         port = free_port()
-        log(f"gunicorn -w {args.workers} -k gthread --threads {args.threads} on 127.0.0.1:{port}")
-        process = start_gunicorn(env, port, args.workers, args.threads, instance / "gunicorn.log")
+        options = gunicorn_options(args)
+        log(f"gunicorn {' '.join(options)} on 127.0.0.1:{port}")
+        process = start_gunicorn(env, port, options, instance / "gunicorn.log")
         per_page = 50
         clients = sign_in_all(port, data, args.users)
         cpu = lambda: worker_cpu_seconds(process.pid)  # noqa: E731
@@ -704,7 +722,7 @@ def main() -> int:
             "machine": f"{os.cpu_count()} CPUs, {platform.platform()}",
             "load_average": {"before": round(load_before[0], 1), "after": round(os.getloadavg()[0], 1)},
             "python": platform.python_version(), "database": args.db, "loans": data.loans,
-            "documents": data.documents, "users": args.users, "workers": args.workers, "threads": args.threads,
+            "documents": data.documents, "users": args.users, "gunicorn": " ".join(["gunicorn.conf.py", *options[2:]]),
             "warmup_s": args.warmup, "duration_s": args.duration, "build_seconds": data.seconds,
             "first_dashboard_views": first_views, "phases": phases, "mixed_server_cpu_cores": mixed_cpu, "errors": errors[:20], "error_count": len(errors),
         }
@@ -732,6 +750,21 @@ def _empty_panel_cache(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_panel_cache"))
+    engine.dispose()
+
+
+def _vacuum(url: str) -> None:
+    """PostgreSQL: ``VACUUM ANALYZE`` the data set, which autovacuum would have done to tables
+    this size soon after the bulk load (autovacuum is off on the benchmark machines). Without
+    it no page is marked all-visible, index-only scans read the heap, and counting a county's
+    loans is a sequential scan of the whole table. Quick once done."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        tables = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")).scalars()
+        for table in list(tables):
+            conn.execute(text(f'VACUUM ANALYZE "{table}"'))
     engine.dispose()
 
 

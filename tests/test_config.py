@@ -40,3 +40,24 @@ def test_readme_lists_every_setting():
     readme = (ROOT / "README.md").read_text()
     for setting in SETTINGS:
         assert f"`{setting.env}`" in readme, f"{setting.env} missing from the README settings table"
+
+
+def test_gunicorn_configuration_is_sync_workers_three_per_core_and_loads_the_app(tmp_path, monkeypatch):
+    """gunicorn.conf.py, which gunicorn reads from the working directory: sync workers (first
+    come, first served; bench/load.md), three per core unless WEB_CONCURRENCY says otherwise;
+    and gunicorn accepts it with the production app."""
+    import os
+    import runpy
+    import subprocess
+    import sys
+
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    settings = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert settings["worker_class"] == "sync" and settings["workers"] == 3 * os.cpu_count()
+    monkeypatch.setenv("WEB_CONCURRENCY", "2")
+    assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["workers"] == 2
+    env = {**os.environ, "XINDANG_CONFIG": "production", "XINDANG_INSTANCE_DIR": str(tmp_path),
+           "XINDANG_DATABASE_URL": f"sqlite:///{tmp_path / 'xindang.db'}"}
+    checked = subprocess.run([str(Path(sys.executable).parent / "gunicorn"), "--check-config", "wsgi:app"],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
