@@ -682,6 +682,8 @@ def main() -> int:
             data.seconds["reindex"] = round(time.monotonic() - t0, 1)
             if args.keep:
                 manifest.write_text(json.dumps(data.__dict__, ensure_ascii=False))
+        # A data set kept from before reindex merged its segments: merge them now (no-op after).
+        log("  " + flask(env, "search", "optimize").strip().splitlines()[-1])
         _empty_panel_cache(url)
         if schema:
             _vacuum(url)

@@ -1,4 +1,5 @@
-"""``flask search …``: query as a user would, rebuild, verify, drain the queue, re-extract text."""
+"""``flask search …``: query as a user would, rebuild, merge segments, verify, drain the queue,
+re-extract text."""
 from __future__ import annotations
 
 import json
@@ -22,7 +23,7 @@ from .queue import drain, enqueue, queue_length, work_available
 from .records import live_document_ids, load_records
 from .schema import document_fields
 
-search_cli = AppGroup("search", help="The document search: query, reindex, verify, drain, extract.")
+search_cli = AppGroup("search", help="The document search: query, reindex, optimize, verify, drain, extract.")
 
 BULK_SEGMENT_DOCS = 5000
 
@@ -88,9 +89,11 @@ def query_command(text, username, doctype, stage, state, institution_code, date_
 @search_cli.command("reindex")
 @click.option("--procs", type=click.IntRange(1, 16), default=1, show_default=True,
               help="Processes analysing and writing at once (one per core is enough).")
-def reindex_command(procs: int):
-    """Rebuild the index from the database (the text already extracted is reused). Searches
-    see an index that fills up while it runs."""
+@click.option("--optimize/--no-optimize", default=True, show_default=True,
+              help="Merge the new segments (one per 5,000 documents) into one at the end.")
+def reindex_command(procs: int, optimize: bool):
+    """Rebuild the index from the database (the text already extracted is reused), then merge
+    its segments into one. Searches see an index that fills up while it runs."""
     idx = current_index()
     try:
         idx.recreate_now()
@@ -133,6 +136,30 @@ def reindex_command(procs: int):
     click.echo(f"{done} documents indexed in {seconds:.1f} s"
                + (f"; {len(without_text)} have no extracted text yet and are queued for extraction."
                   if without_text else "."))
+    if optimize:
+        _merge(wait=60)
+
+
+def _merge(wait: float) -> None:
+    started = time.monotonic()
+    try:
+        before, after = current_index().optimize(timeout=wait)
+    except IndexBusy:
+        _fail("Another process is writing the index; try again when it is done.")
+    if before == after:
+        click.echo(f"The index has {before} segment{'s' if before != 1 else ''}; nothing to merge.")
+    else:
+        click.echo(f"Merged {before} segments into {after} in {time.monotonic() - started:.1f} s.")
+
+
+@search_cli.command("optimize")
+@click.option("--wait", type=click.FloatRange(0, 3600), default=60, show_default=True,
+              help="Seconds to wait for another writer (the drainer) to finish.")
+def optimize_command(wait: float):
+    """Merge the index's segments into one (``reindex`` does it at its end): after a
+    ``reindex --no-optimize``, or at a quiet hour once the queue has added many small segments.
+    Searches go on meanwhile; indexing waits."""
+    _merge(wait)
 
 
 @search_cli.command("verify")

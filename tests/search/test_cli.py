@@ -1,4 +1,4 @@
-"""``flask search query | reindex | verify | extract``."""
+"""``flask search query | reindex | optimize | verify | extract``."""
 from __future__ import annotations
 
 import json
@@ -56,13 +56,28 @@ def test_reindex_in_two_processes(app, world, runner):
     original = search_cli.BULK_SEGMENT_DOCS
     search_cli.BULK_SEGMENT_DOCS = 2            # three batches, so both processes get work
     try:
-        result = runner.invoke(args=["search", "reindex", "--procs", "2"])
+        result = runner.invoke(args=["search", "reindex", "--procs", "2", "--no-optimize"])
     finally:
         search_cli.BULK_SEGMENT_DOCS = original
     assert result.exit_code == 0, result.output
     assert "5 documents indexed" in result.output
     assert runner.invoke(args=["search", "verify"]).exit_code == 0
-    assert sorted(search_as(app, "county_archivist", "他项权证")[1]) == sorted(docs)
+    found = search_as(app, "county_archivist", "他项权证")
+    assert sorted(found[1]) == sorted(docs)
+    # Three segments merged into one: the same answers, in the same order.
+    result = runner.invoke(args=["search", "optimize"])
+    assert result.exit_code == 0 and "Merged 3 segments into 1" in result.output, result.output
+    assert search_as(app, "county_archivist", "他项权证")[:2] == found[:2]
+    assert runner.invoke(args=["search", "verify"]).exit_code == 0
+    result = runner.invoke(args=["search", "optimize"])
+    assert result.exit_code == 0 and "The index has 1 segment; nothing to merge." in result.output
+    search_cli.BULK_SEGMENT_DOCS = 2
+    try:
+        result = runner.invoke(args=["search", "reindex"])       # merges at its end by default
+    finally:
+        search_cli.BULK_SEGMENT_DOCS = original
+    assert result.exit_code == 0 and "Merged 3 segments into 1" in result.output, result.output
+    assert search_as(app, "county_archivist", "他项权证")[:2] == found[:2]
 
 
 def test_extract_retry_failed_reextracts(app, world, runner, monkeypatch):
