@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import Select, and_, func, or_, select
 
@@ -11,7 +11,9 @@ from ..accounts.scope import scoped
 from ..extensions import db
 from ..rules.manager import UnionRules
 from ..rules.types import LoanFacts
-from .models import Borrower, Loan
+from .models import Borrower, Loan, LoanStatus
+
+OPEN_STATES = (LoanStatus.ACTIVE.value, LoanStatus.OVERDUE.value)
 
 
 def loan_facts(loan: Loan) -> LoanFacts:
@@ -87,14 +89,51 @@ LIST_COLUMNS = (Loan.id, Loan.contract_no, Borrower.name.label("borrower_name"),
                 User.display_name.label("officer_name"))
 
 
-def page_of(stmt: Select, page: int, per_page: int):
+def loan_summary(user: User) -> dict:
+    """The user's loans by status, the open ones by risk class (number, balance) and the open
+    balance, in one pass over the loans in scope."""
+    from ..accounts.scope import in_scope
+
+    by_status: dict[str, int] = {}
+    by_risk: dict[str, list[int]] = {}
+    balance = 0
+    for status, risk, count, total in db.session.execute(
+            select(Loan.status, Loan.risk_class, func.count(), func.coalesce(func.sum(Loan.balance_fen), 0))
+            .where(in_scope(Loan.branch_id, user)).group_by(Loan.status, Loan.risk_class)):
+        by_status[status] = by_status.get(status, 0) + count
+        if status in OPEN_STATES:
+            row = by_risk.setdefault(risk, [0, 0])
+            row[0] += count
+            row[1] += int(total)
+            balance += int(total)
+    return {"by_status": by_status, "by_risk": by_risk, "balance": balance}
+
+
+def kept_loan_summary(user: User) -> tuple[dict, datetime | None]:
+    """``loan_summary`` kept like a dashboard panel (``auditing.panel_cache``: rebuilt after any
+    change in the institution's subtree, or after its age bound): ``(summary, None)`` when just
+    built, ``(summary, built at)`` when kept. The summary of a county's or the union's loans
+    reads every one of them (0.1–0.3 s on SQLite, bench/load.md); the home page shows it with
+    its time, and the loan list takes its total from it. A global user's is built each time."""
+    from ..accounts.scope import is_global
+    from ..auditing import panel_cache
+    from ..timeutil import local_today
+
+    if is_global(user):
+        return loan_summary(user), None
+    return panel_cache.figures(user.institution, "home_loan_summary", local_today(), lambda: loan_summary(user))
+
+
+def page_of(stmt: Select, page: int, per_page: int, total: int | None = None):
     """One page of ``stmt`` (a ``select(Loan.id)``), newest disbursement first, as rows of
     ``LIST_COLUMNS``, with the total, the page number and the number of pages.
 
     In three steps: the count of ids; the page's ids alone, in order (for one branch read from
     ``ix_loan_branch_disbursed`` without a sort); then those loans' columns. Sorting whole
-    joined rows to keep 50 of them cost 0.2 s for a county (bench/load.md)."""
-    total = db.session.execute(stmt.with_only_columns(func.count(Loan.id)).order_by(None)).scalar_one()
+    joined rows to keep 50 of them cost 0.2 s for a county (bench/load.md). ``total``, when
+    the caller knows it, saves the count."""
+    if total is None:
+        total = db.session.execute(stmt.with_only_columns(func.count(Loan.id)).order_by(None)).scalar_one()
     pages = max(1, -(-total // per_page))
     page = min(max(1, page), pages)
     ids = db.session.execute(stmt.order_by(Loan.disbursed_on.desc(), Loan.id.desc())

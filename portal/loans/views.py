@@ -7,13 +7,13 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from ..accounts.models import Institution, Role, User, UserRole
-from ..accounts.scope import can, get_scoped_or_404, in_scope, parse_id, require, visible_institutions
+from ..accounts.scope import can, get_scoped_or_404, in_scope, is_global, parse_id, require, visible_institutions
 from ..extensions import db
 from ..labels import choices
 from ..rules.service import rules_for
 from ..timeutil import local_today
 from .models import RISK_ORDER, Borrower, Loan, LoanStatus
-from .services import LoanFilters, loan_facts, loan_list_query, page_of
+from .services import LoanFilters, kept_loan_summary, loan_facts, loan_list_query, page_of
 
 bp = Blueprint("loans", __name__, url_prefix="/loans")
 
@@ -36,7 +36,12 @@ def loan_list():
     )
     per_page = current_app.config["XINDANG_PAGE_SIZE"]
     page = _int_arg("page") or 1
-    loans, total, page, pages = page_of(loan_list_query(current_user, filters, rules), page, per_page)
+    # Unfiltered, the total is the number of loans in scope, which the home page's summary
+    # keeps (a county's list counted its 50,000 loans on every page: 3 ms on SQLite, 5–7 ms of
+    # PostgreSQL's CPU). A global user's summary is not kept: their list counts.
+    known = (sum(kept_loan_summary(current_user)[0]["by_status"].values())
+             if not any(vars(filters).values()) and not is_global(current_user) else None)
+    loans, total, page, pages = page_of(loan_list_query(current_user, filters, rules), page, per_page, known)
     branches = visible_institutions(current_user, levels=("branch",))
     officers = db.session.execute(   # id and name only: the choices of the officer filter
         select(User.id, User.display_name, User.username).join(UserRole)

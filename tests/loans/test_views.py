@@ -83,3 +83,36 @@ def test_loan_page_shows_what_the_rules_say(app, client, org):
     assert "180" in page                 # AA: routine every 180 days
     assert "600,000.00" in page          # amounts in yuan from integer fen
     assert "信贷科" in page               # escalated to the county's credit department (≥ 50万元)
+
+
+def _total(page: str) -> int:
+    return int(re.search(r'<small class="text-muted">\((\d+)\)</small>', page).group(1))
+
+
+def test_unfiltered_total_comes_from_the_kept_summary_and_follows_every_change(app, client, org):
+    """The list's total without filters is the home summary's count (kept like a dashboard
+    panel); a new loan, a loan moved to another branch and a filter all show the true number
+    on the next view, and paging follows it."""
+    from portal.loans.models import Loan
+
+    _portfolio(app, org)
+    app.config["XINDANG_PAGE_SIZE"] = 2
+    login(client, "county_director")
+    assert _total(client.get("/loans/").get_data(as_text=True)) == 6
+    assert client.get("/").status_code == 200                 # the home page keeps the summary
+    assert _total(client.get("/loans/?page=2").get_data(as_text=True)) == 6
+    with app.app_context():
+        make_loan(org.inst("B1"), org.user("officer"), contract_no="LN-NEW")
+        db.session.commit()
+    page = client.get("/loans/?page=4").get_data(as_text=True)
+    assert _total(page) == 7 and len(_contracts(page)) == 1  # 7 loans, 2 a page: the 4th has one
+    assert _total(client.get("/loans/?status=overdue").get_data(as_text=True)) == 4
+    other = app.test_client()
+    login(other, "officer")                                   # branch B1
+    assert _total(other.get("/loans/").get_data(as_text=True)) == 6
+    with app.app_context():
+        loan = db.session.execute(db.select(Loan).filter_by(contract_no="LN-CUR")).scalar_one()
+        loan.branch_id = org.inst("B2").id
+        db.session.commit()
+    assert _total(other.get("/loans/").get_data(as_text=True)) == 5
+    assert _total(client.get("/loans/").get_data(as_text=True)) == 7
