@@ -11,15 +11,19 @@
    state, with Chinese text as extraction would have left it in ``document_text``), all written
    with bulk inserts. Documents have no stored objects: no page driven here reads one. The
    search index is built by ``flask search reindex``, the portal's own path.
-2. **Server**: ``gunicorn -w 4 -k gthread --threads 4`` (the README's setting for 2 cores) on a
-   free port of 127.0.0.1 with ``wsgi:app`` (production configuration, the portal's own search
-   drainer in each worker). The dashboard panel cache is emptied first (a kept data set is
-   brought to the newest migration with ``flask db upgrade``).
+2. **Server**: gunicorn with the portal's own ``gunicorn.conf.py`` (sync workers, three per
+   core; ``--workers``, ``--worker-class``, ``--threads`` and ``--keep-alive`` change it for a
+   comparison) on a free port of 127.0.0.1 with ``wsgi:app`` (production configuration, the
+   portal's own search drainer in each worker). The dashboard panel cache is emptied first (a
+   kept data set is brought to the newest migration with ``flask db upgrade`` and its search
+   index merged with ``flask search optimize``); on PostgreSQL the data set is vacuumed and
+   analysed, as autovacuum would have done after the bulk load.
 3. **First views**: each user looks at the dashboard once, one after the other, alone on the
    server: what building a dashboard costs before any of its panels are kept.
 4. **Load**: ``--users`` threads, each signed in once as its own user (loan officers, directors
    and archivists of different branches, county auditors, a county director, the union admin),
-   each with one keep-alive connection, asking without pause (no think time: 20 such users are
+   each with one connection that it opens again when the server closes it (sync workers
+   close it after each response, as behind nginx), asking without pause (no think time: 20 such users are
    the work of many more people) for: the loan list (a random page of the user's scope), a loan
    page (a random loan of the scope), a search (a random word, phrase, name or contract number),
    the home page, the audit dashboard, and, as the floor, a static file and the health check

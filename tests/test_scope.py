@@ -64,3 +64,32 @@ def test_users_page_only_for_admin(app, client, org):
     admin = app.test_client()
     login(admin, "admin")
     assert admin.get("/org/users").status_code == 200
+
+
+def test_what_a_request_knows_of_the_tree_follows_every_change(app, org):
+    """The subtree's ids and the province are looked up once a request (kept in the session),
+    and forgotten the moment the tree changes: by the ORM, by SQL, or at the end of a
+    transaction."""
+    from sqlalchemy import select, text
+
+    from portal.accounts.models import Institution
+    from portal.accounts.scope import in_scope
+
+    def visible(user):
+        return set(db.session.execute(select(Institution.code).where(in_scope(Institution.id, user))).scalars())
+
+    with app.app_context():
+        user, county = org.user("county_director"), org.inst("C1")
+        before = visible(user)
+        assert "B1" in before and "E1" not in before
+        db.session.add(Institution(code="B9", name="新开信用社", level="branch", parent_id=county.id,
+                                   path=county.path + "B9/"))
+        db.session.flush()
+        assert visible(user) == before | {"B9"}
+        db.session.execute(text("INSERT INTO institution (code, name, level, parent_id, path, rules_settings, "
+                                "created_at) VALUES ('B8', '再开信用社', 'branch', :parent, :path, '{}', "
+                                "CURRENT_TIMESTAMP)"), {"parent": county.id, "path": county.path + "B8/"})
+        assert visible(user) == before | {"B9", "B8"}
+        db.session.rollback()
+        assert visible(user) == before
+        assert org.inst("B1").province().code == county.province().code == org.inst("P").code

@@ -6,8 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint, select
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint, event, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from ..extensions import db
 from ..timeutil import utcnow
@@ -65,9 +65,12 @@ class Institution(db.Model):
     def province(self) -> Institution:
         if self.level == Level.PROVINCE.value:
             return self
-        return db.session.execute(
-            select(Institution).where(Institution.code == self.province_code)
-        ).scalar_one()
+        known = institutions_known(db.session)
+        key = ("province", self.province_code)
+        if key not in known:
+            known[key] = db.session.execute(
+                select(Institution).where(Institution.code == self.province_code)).scalar_one()
+        return known[key]
 
     def ancestors(self) -> list[Institution]:
         """From the province down to this institution's parent, in one query."""
@@ -91,6 +94,35 @@ class Institution(db.Model):
 
     def __repr__(self) -> str:
         return f"<Institution {self.code} {self.level}>"
+
+
+# What a request learns of the institution tree (a province by code, a subtree's ids): pages ask
+# several times a request (scope, rules, filters), and the tree changes rarely. Kept in the
+# session's info, so for one request at most (Flask-SQLAlchemy gives each its own session), and
+# forgotten when an institution is flushed, on any statement that is not a SELECT, and at the
+# end of every transaction.
+_KNOWN = "xindang_institutions"
+
+
+def institutions_known(session) -> dict:
+    return session.info.setdefault(_KNOWN, {})
+
+
+@event.listens_for(Session, "after_flush")
+def _forget_changed_tree(session, _context) -> None:
+    if any(isinstance(obj, Institution) for obj in (*session.new, *session.dirty, *session.deleted)):
+        session.info.pop(_KNOWN, None)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _forget_on_write(state) -> None:
+    if not state.is_select:
+        state.session.info.pop(_KNOWN, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_at_transaction_end(session, _transaction) -> None:
+    session.info.pop(_KNOWN, None)
 
 
 class UserRole(db.Model):
