@@ -53,7 +53,7 @@ def test_gunicorn_configuration_is_sync_workers_three_per_core_and_loads_the_app
 
     monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
     settings = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
-    assert settings["worker_class"] == "sync" and settings["workers"] == 3 * os.cpu_count()
+    assert settings["worker_class"] == "sync" and settings["workers"] == 3 * len(os.sched_getaffinity(0))
     monkeypatch.setenv("WEB_CONCURRENCY", "2")
     assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["workers"] == 2
     env = {**os.environ, "XINDANG_CONFIG": "production", "XINDANG_INSTANCE_DIR": str(tmp_path),

@@ -86,10 +86,36 @@ def test_what_a_request_knows_of_the_tree_follows_every_change(app, org):
                                    path=county.path + "B9/"))
         db.session.flush()
         assert visible(user) == before | {"B9"}
+        # Not flushed yet: the memo steps aside, and the query's autoflush includes it.
+        db.session.add(Institution(code="B7", name="待开信用社", level="branch", parent_id=county.id,
+                                   path=county.path + "B7/"))
+        assert visible(user) == before | {"B9", "B7"}
         db.session.execute(text("INSERT INTO institution (code, name, level, parent_id, path, rules_settings, "
                                 "created_at) VALUES ('B8', '再开信用社', 'branch', :parent, :path, '{}', "
                                 "CURRENT_TIMESTAMP)"), {"parent": county.id, "path": county.path + "B8/"})
-        assert visible(user) == before | {"B9", "B8"}
+        assert visible(user) == before | {"B9", "B7", "B8"}
         db.session.rollback()
         assert visible(user) == before
         assert org.inst("B1").province().code == county.province().code == org.inst("P").code
+
+
+def test_the_tree_is_read_once_a_request(app, org):
+    from sqlalchemy import event, select
+
+    from portal.accounts.models import Institution
+    from portal.accounts.scope import in_scope
+    from portal.loans.models import Loan
+
+    statements: list[str] = []
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        user, branch, province_code = org.user("county_director"), org.inst("B1"), org.inst("P").code
+        assert user.institution.path and branch.path      # loaded before counting
+        statements.clear()
+        for _ in range(3):
+            db.session.execute(select(Loan.id).where(in_scope(Loan.branch_id, user))).all()
+            assert branch.province().code == province_code
+        tree = [s for s in statements if "FROM institution" in s]
+        assert len(tree) == 2, "\n---\n".join(tree)        # the subtree's ids once, the province once
+        db.session.expunge_all()           # as verify does between batches: the province is read again
+        assert org.inst("B2").province().code == province_code

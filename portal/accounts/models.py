@@ -67,10 +67,12 @@ class Institution(db.Model):
             return self
         known = institutions_known(db.session)
         key = ("province", self.province_code)
-        if key not in known:
-            known[key] = db.session.execute(
+        province = known.get(key)
+        if province is None or province not in db.session:   # e.g. after expunge_all()
+            province = db.session.execute(
                 select(Institution).where(Institution.code == self.province_code)).scalar_one()
-        return known[key]
+            known[key] = province
+        return province
 
     def ancestors(self) -> list[Institution]:
         """From the province down to this institution's parent, in one query."""
@@ -98,13 +100,20 @@ class Institution(db.Model):
 
 # What a request learns of the institution tree (a province by code, a subtree's ids): pages ask
 # several times a request (scope, rules, filters), and the tree changes rarely. Kept in the
-# session's info, so for one request at most (Flask-SQLAlchemy gives each its own session), and
-# forgotten when an institution is flushed, on any statement that is not a SELECT, and at the
-# end of every transaction.
+# session's info, so for one request at most (Flask-SQLAlchemy gives each its own session).
+# Not used while the session holds an unflushed change to an institution (the query would have
+# flushed it first); forgotten when an institution is flushed, on any statement run through the
+# session that is not a SELECT, and at the end of every transaction. Writes that bypass the
+# session (a bare connection, bulk methods, another process) are not seen until the request ends.
 _KNOWN = "xindang_institutions"
 
 
 def institutions_known(session) -> dict:
+    """The session's memo of the tree; an empty, throwaway dict while an institution waits to
+    be flushed."""
+    if any(isinstance(obj, Institution) for obj in (*session.new, *session.dirty, *session.deleted)):
+        session.info.pop(_KNOWN, None)
+        return {}
     return session.info.setdefault(_KNOWN, {})
 
 

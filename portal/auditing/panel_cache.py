@@ -240,6 +240,16 @@ def figures(institution: Institution, name: str, as_of: date, build: Callable[[]
     return (json.loads(value, object_hook=_decode_value) if at is not None else value), at
 
 
+def kept_figures(institution: Institution, name: str, as_of: date) -> dict | None:
+    """What ``figures`` would take from the cache, or None if nothing valid is kept (nothing is
+    built): for a caller that has a cheaper way to the one number it needs."""
+    (value, at), = _cached(institution, [name], "", as_of, lambda _name: _NOT_BUILT, str)
+    return json.loads(value, object_hook=_decode_value) if at is not None else None
+
+
+_NOT_BUILT = object()
+
+
 def _cached(institution: Institution, names: list[str], locale: str, as_of: date, build: Callable[[str], object],
             encode: Callable[[object], str]) -> list[tuple[object, datetime | None]]:
     """For each name: (kept JSON text, when it was built) if still valid, else (built value, None)."""
@@ -261,7 +271,8 @@ def _cached(institution: Institution, names: list[str], locale: str, as_of: date
         else:
             value = build(name)
             result.append((value, None))
-            built.append((name, encode(value)))
+            if value is not _NOT_BUILT:
+                built.append((name, encode(value)))
     if built:
         _keep(institution.id, locale, as_of, current, started, built)
     return result

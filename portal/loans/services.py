@@ -114,7 +114,8 @@ def kept_loan_summary(user: User) -> tuple[dict, datetime | None]:
     change in the institution's subtree, or after its age bound): ``(summary, None)`` when just
     built, ``(summary, built at)`` when kept. The summary of a county's or the union's loans
     reads every one of them (0.1–0.3 s on SQLite, bench/load.md); the home page shows it with
-    its time, and the loan list takes its total from it. A global user's is built each time."""
+    its time, and the loan list takes its total from it when kept (``kept_loan_count``). A
+    global user's is built each time."""
     from ..accounts.scope import is_global
     from ..auditing import panel_cache
     from ..timeutil import local_today
@@ -122,6 +123,16 @@ def kept_loan_summary(user: User) -> tuple[dict, datetime | None]:
     if is_global(user):
         return loan_summary(user), None
     return panel_cache.figures(user.institution, "home_loan_summary", local_today(), lambda: loan_summary(user))
+
+
+def kept_loan_count(user: User) -> int | None:
+    """The number of loans in the user's scope from the kept summary, or None when none is
+    kept and valid (then a count is cheaper than building the summary)."""
+    from ..auditing import panel_cache
+    from ..timeutil import local_today
+
+    kept = panel_cache.kept_figures(user.institution, "home_loan_summary", local_today())
+    return sum(kept["by_status"].values()) if kept is not None else None
 
 
 def page_of(stmt: Select, page: int, per_page: int, total: int | None = None):

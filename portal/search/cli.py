@@ -137,15 +137,22 @@ def reindex_command(procs: int, optimize: bool):
                + (f"; {len(without_text)} have no extracted text yet and are queued for extraction."
                   if without_text else "."))
     if optimize:
-        _merge(wait=60)
+        _merge(wait=60, rebuilt=True)
 
 
-def _merge(wait: float) -> None:
+def _merge(wait: float, rebuilt: bool = False) -> None:
     started = time.monotonic()
     try:
         before, after = current_index().optimize(timeout=wait)
     except IndexBusy:
+        if rebuilt:   # the index is whole; only the merge waits for another day
+            click.secho("The index is rebuilt, but another process kept writing it, so its segments were not "
+                        "merged; run `flask search optimize` later.", fg="yellow", err=True)
+            return
         _fail("Another process is writing the index; try again when it is done.")
+    except Exception as exc:  # noqa: BLE001 - a missing or damaged folder: say so, no traceback
+        _fail(f"The index could not be merged ({exc.__class__.__name__}: {exc}); "
+              "`flask search verify` tells what it holds, `flask search reindex` rebuilds it.")
     if before == after:
         click.echo(f"The index has {before} segment{'s' if before != 1 else ''}; nothing to merge.")
     else:

@@ -333,7 +333,8 @@ class _SegmentCache:
         self.frequencies: dict[tuple[str, str], tuple[int, float] | None] = {}
 
 
-MAX_FREQUENCIES = 100_000
+MAX_FREQUENCIES = 50_000
+_UNKNOWN = object()
 
 
 class SegmentCaches:
@@ -359,6 +360,12 @@ class SegmentCaches:
     def clear(self) -> None:
         with self._lock:
             self._by_segment.clear()
+
+    def retain(self, segment_ids) -> None:
+        """Forget the segments a merge has replaced (the index no longer has them)."""
+        with self._lock:
+            for gone in set(self._by_segment) - set(segment_ids):
+                del self._by_segment[gone]
 
 
 CACHES = SegmentCaches()
@@ -395,8 +402,9 @@ class _Segment:
         """(document frequency, total weight) of the term, None if the segment lacks it."""
         known = self.cache.frequencies
         key = (fieldname, term)
-        if key in known:
-            return known[key]
+        stats = known.get(key, _UNKNOWN)   # one lookup: another thread may empty the dict
+        if stats is not _UNKNOWN:
+            return stats
         info = _term_info(self.seg, fieldname, term)
         stats = (info.doc_frequency(), info.weight()) if info is not None else None
         if len(known) >= MAX_FREQUENCIES:
@@ -590,6 +598,7 @@ def execute(searcher, plan: Plan, *, sort: str = "relevance", offset: int = 0, l
     leaves = reader.leaf_readers() if hasattr(reader, "leaf_readers") else [(reader, 0)]
     # An index without a segment yet (no document ever indexed) reads as Whoosh's EmptyReader.
     leaves = [(leaf, base) for leaf, base in leaves if hasattr(leaf, "_segment")]
+    CACHES.retain(leaf._segment.segment_id() for leaf, _base in leaves)
     want = offset + limit
     doc_count = max(reader.doc_count(), 1)
     idf: dict[tuple[str, str], float] = {}

@@ -234,6 +234,15 @@ def test_waiting_counts_equal_the_queues_and_show_on_the_home_card(app, client, 
             return counted
 
     assert both("director") == (0, 0) and both("county_director") == (0, 0)
+    import portal.postloan.inspections as inspections
+
+    def unread(_user):
+        raise AssertionError("a queue was read although nothing waits")
+
+    with pytest.MonkeyPatch.context() as patch, app.app_context():
+        patch.setattr(inspections, "sign_off_queue", unread)
+        patch.setattr(inspections, "escalation_queue", unread)
+        assert queue_lengths(org.user("director")) == (0, 0)
     _big_loan, big = _submitted(app, org, amount_fen=50_000_000)
     _submitted(app, org, amount_fen=1_000_000)
     _submitted(app, org, officer="officer2", branch="B2")
