@@ -108,10 +108,14 @@ class Institution(db.Model):
 _KNOWN = "xindang_institutions"
 
 
+def _tree_changing(session) -> bool:
+    return any(isinstance(obj, Institution) for obj in (*session.new, *session.dirty, *session.deleted))
+
+
 def institutions_known(session) -> dict:
     """The session's memo of the tree; an empty, throwaway dict while an institution waits to
     be flushed."""
-    if any(isinstance(obj, Institution) for obj in (*session.new, *session.dirty, *session.deleted)):
+    if _tree_changing(session):
         session.info.pop(_KNOWN, None)
         return {}
     return session.info.setdefault(_KNOWN, {})
@@ -119,7 +123,7 @@ def institutions_known(session) -> dict:
 
 @event.listens_for(Session, "after_flush")
 def _forget_changed_tree(session, _context) -> None:
-    if any(isinstance(obj, Institution) for obj in (*session.new, *session.dirty, *session.deleted)):
+    if _tree_changing(session):
         session.info.pop(_KNOWN, None)
 
 

@@ -361,6 +361,10 @@ class SegmentCaches:
         with self._lock:
             self._by_segment.clear()
 
+    def snapshot(self) -> list[_SegmentCache]:
+        with self._lock:
+            return list(self._by_segment.values())
+
     def retain(self, segment_ids) -> None:
         """Forget the segments a merge has replaced (the index no longer has them)."""
         with self._lock:
@@ -371,8 +375,17 @@ class SegmentCaches:
 CACHES = SegmentCaches()
 
 
+def forget_terms() -> None:
+    """Forget what was learnt of terms (decoded posting lists, document frequencies), keeping
+    each segment's columns and norms: a query none of whose terms was asked for since the
+    worker started (the benchmark's and the tests' cold runs)."""
+    POSTINGS.clear()
+    for cache in CACHES.snapshot():
+        cache.frequencies.clear()
+
+
 def clear_caches() -> None:
-    """Forget every decoded posting list and column (the benchmark's cold runs)."""
+    """Forget every decoded posting list, column and frequency."""
     POSTINGS.clear()
     CACHES.clear()
 

@@ -219,7 +219,7 @@ def test_totals_counts_and_pages_equal_a_substring_scan_with_and_without_the_cac
                 for doctype in (None, "inspection_report"):
                     truth = brute_force(live, phrase, scope, doctype)
                     if mode == "cold":
-                        engine.POSTINGS.clear()
+                        engine.forget_terms()
                     total, found, facets = ids(idx, f'"{phrase}"', scope=scope, filters=Filters(doctype=doctype),
                                                sort="date_desc", limit=10, offset=10)
                     assert total == len(truth), (mode, phrase, scope, doctype)
