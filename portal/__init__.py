@@ -129,8 +129,10 @@ def _init_login(app: Flask) -> None:
         user_id, _, token = ident.partition(":")
         if not user_id.isdigit():
             return None
-        # The user with their institution and roles: every page asks for both (scope, menus).
-        user = db.session.get(User, int(user_id), options=[joinedload(User.institution)])
+        # The user with their institution and roles in one statement: every page asks for both
+        # (scope, menus), and on PostgreSQL each statement is a round trip.
+        user = db.session.get(User, int(user_id), options=[joinedload(User.institution),
+                                                             joinedload(User.role_rows)])
         if user is None or user.session_token != token or not user.is_active_flag:
             return None
         return user

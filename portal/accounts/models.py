@@ -65,23 +65,22 @@ class Institution(db.Model):
     def province(self) -> Institution:
         if self.level == Level.PROVINCE.value:
             return self
-        known = institutions_known(db.session)
-        key = ("province", self.province_code)
-        province = known.get(key)
-        if province is None or province not in db.session:   # e.g. after expunge_all()
-            province = db.session.execute(
-                select(Institution).where(Institution.code == self.province_code)).scalar_one()
-            known[key] = province
-        return province
+        return self.ancestors()[0]
 
     def ancestors(self) -> list[Institution]:
-        """From the province down to this institution's parent, in one query."""
+        """From the province down to this institution's parent, in one query, and once a request
+        (its province is asked for by every page that applies the rules)."""
         codes = self.path.strip("/").split("/")[:-1]
         if not codes:
             return []
-        rows = db.session.execute(select(Institution).where(Institution.code.in_(codes))).scalars()
-        by_code = {i.code: i for i in rows}
-        return [by_code[c] for c in codes if c in by_code]
+        known = institutions_known(db.session)
+        key = ("ancestors", self.path)
+        found = known.get(key)
+        if found is None or any(inst not in db.session for inst in found):   # e.g. after expunge_all()
+            rows = db.session.execute(select(Institution).where(Institution.code.in_(codes))).scalars()
+            by_code = {i.code: i for i in rows}
+            found = known[key] = [by_code[c] for c in codes if c in by_code]
+        return list(found)
 
     def ancestor_at(self, level: Level) -> Institution | None:
         if self.level == level.value:

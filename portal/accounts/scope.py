@@ -18,7 +18,7 @@ from typing import Any, Callable, TypeVar
 from flask import abort
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from sqlalchemy import ColumnElement, Select, select, true
+from sqlalchemy import ColumnElement, Select, or_, select, true
 
 from .. import MAX_ID
 from ..errors import NotFound, PermissionDenied
@@ -145,7 +145,9 @@ def in_scope(column: ColumnElement, user: User) -> ColumnElement[bool]:
     known = institutions_known(db.session)
     key = ("subtree", user.institution.path)
     if key not in known:
-        known[key] = db.session.execute(subtree_ids(user)).scalars().all()
+        visible = known.get(("visible", user.institution.path))   # visible_institutions() read them
+        known[key] = ([inst.id for inst in visible] if visible is not None
+                      else db.session.execute(subtree_ids(user)).scalars().all())
     return column.in_(known[key])
 
 
@@ -176,11 +178,12 @@ def parse_id(raw: Any) -> int | None:
     return value if 0 < value <= MAX_ID else None
 
 
-def get_scoped_or_404(model: type, ident: Any, user: User):
-    """The object if it exists and lies in the user's subtree, else 404 (never 403)."""
+def get_scoped_or_404(model: type, ident: Any, user: User, options: tuple = ()):
+    """The object if it exists and lies in the user's subtree, else 404 (never 403); ``options``:
+    loader options (what the page shows of its relations, in the same statement)."""
     if isinstance(ident, int) and not 0 < ident <= MAX_ID:  # from a form field; no record has it
         raise NotFound(_("The page or record does not exist, or is outside your institution."))
-    stmt = scoped(select(model).where(model.id == ident), model, user)
+    stmt = scoped(select(model).where(model.id == ident).options(*options), model, user)
     obj = db.session.execute(stmt).scalar_one_or_none()
     if obj is None:
         raise NotFound(_("The page or record does not exist, or is outside your institution."))
@@ -188,9 +191,25 @@ def get_scoped_or_404(model: type, ident: Any, user: User):
 
 
 def visible_institutions(user: User, levels: tuple[str, ...] | None = None) -> list[Institution]:
-    stmt = select(Institution).order_by(Institution.path)
-    if not is_global(user):
-        stmt = stmt.where(Institution.path.startswith(user.institution.path, autoescape=True))
-    if levels:
-        stmt = stmt.where(Institution.level.in_(levels))
-    return list(db.session.execute(stmt).scalars())
+    """The institutions of the user's subtree (every one for a global user), by path; ``levels``
+    keeps only those levels. Once a request, with the institution's ancestors in the same
+    statement (the pages that list institutions also name the province's rules or the lineage)."""
+    if is_global(user):
+        stmt = select(Institution).order_by(Institution.path)
+        if levels:
+            stmt = stmt.where(Institution.level.in_(levels))
+        return list(db.session.execute(stmt).scalars())
+    own = user.institution
+    known = institutions_known(db.session)
+    key = ("visible", own.path)
+    found = known.get(key)
+    if found is None or any(inst not in db.session for inst in found):   # e.g. after expunge_all()
+        codes = own.path.strip("/").split("/")[:-1]
+        rows = list(db.session.execute(
+            select(Institution).where(or_(Institution.path.startswith(own.path, autoescape=True),
+                                          Institution.code.in_(codes)))
+            .order_by(Institution.path)).scalars())
+        found = known[key] = [inst for inst in rows if inst.path.startswith(own.path)]
+        by_code = {inst.code: inst for inst in rows}
+        known[("ancestors", own.path)] = [by_code[c] for c in codes if c in by_code]
+    return [inst for inst in found if not levels or inst.level in levels]

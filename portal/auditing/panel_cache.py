@@ -43,7 +43,7 @@ from typing import Callable, Iterable
 from flask import current_app
 from flask_babel import get_locale
 from markupsafe import Markup
-from sqlalchemy import event, func, inspect, or_, select
+from sqlalchemy import and_, event, func, inspect, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import TextClause
@@ -150,20 +150,44 @@ def _forget_rolled_back(session: Session, previous_transaction) -> None:
         session.info.pop(_PENDING, None)
 
 
-def fingerprint(institution: Institution) -> str:
-    """The data versions a panel of ``institution`` depends on, as one string (read once per
-    transaction of the session, again after it flushes, commits or rolls back)."""
-    known = db.session.info.setdefault(_FINGERPRINTS, {})
-    if institution.id in known:
-        return known[institution.id]
+def _fingerprint_select(institution: Institution):
+    """The number, sum and latest time of the counters a panel of ``institution`` depends on."""
     ancestors = institution.path.strip("/").split("/")[:-1]
     related = select(Institution.id).where(or_(Institution.path.startswith(institution.path, autoescape=True),
                                                Institution.code.in_(ancestors)))
-    count, total, latest = db.session.execute(
-        select(func.count(), func.coalesce(func.sum(DataVersion.version), 0), func.max(DataVersion.changed_at))
-        .where(or_(DataVersion.institution_id == EVERYWHERE, DataVersion.institution_id.in_(related)))).one()
+    return (select(func.count().label("count"), func.coalesce(func.sum(DataVersion.version), 0).label("total"),
+                   func.max(DataVersion.changed_at).label("latest"))
+            .where(or_(DataVersion.institution_id == EVERYWHERE, DataVersion.institution_id.in_(related))))
+
+
+def _remember(institution: Institution, count: int, total: int, latest: datetime | None) -> str:
+    known = db.session.info.setdefault(_FINGERPRINTS, {})
     known[institution.id] = f"{count}:{total}:{latest.isoformat() if latest else '-'}"
     return known[institution.id]
+
+
+def fingerprint(institution: Institution) -> str:
+    """The data versions a panel of ``institution`` depends on, as one string (read once per
+    transaction of the session, again after it flushes, commits or rolls back)."""
+    known = db.session.info.get(_FINGERPRINTS, {})
+    if institution.id in known:
+        return known[institution.id]
+    return _remember(institution, *db.session.execute(_fingerprint_select(institution)).one())
+
+
+def _kept_entries(institution: Institution, names: list[str], locale: str) -> tuple[str, dict]:
+    """The fingerprint and the kept entries of ``names``; both in one statement when the
+    fingerprint is not known yet (on PostgreSQL each statement is a round trip)."""
+    where = and_(PanelCacheEntry.institution_id == institution.id, PanelCacheEntry.locale == locale,
+                 PanelCacheEntry.panel.in_(names))
+    if institution.id in db.session.info.get(_FINGERPRINTS, {}):
+        current = fingerprint(institution)
+        return current, {e.panel: e for e in db.session.execute(select(PanelCacheEntry).where(where)).scalars()}
+    versions = _fingerprint_select(institution).subquery()
+    rows = db.session.execute(select(versions.c.count, versions.c.total, versions.c.latest, PanelCacheEntry)
+                              .select_from(versions).outerjoin(PanelCacheEntry, where)).all()
+    current = _remember(institution, rows[0].count, rows[0].total, rows[0].latest)
+    return current, {row.PanelCacheEntry.panel: row.PanelCacheEntry for row in rows if row.PanelCacheEntry is not None}
 
 
 # --- panels as JSON ------------------------------------------------------------------------------
@@ -257,11 +281,7 @@ def _cached(institution: Institution, names: list[str], locale: str, as_of: date
     if not names or age <= timedelta(0) or as_of != local_today():
         return [(build(name), None) for name in names]
     started = utcnow()                   # before anything is read: the figures are at least this new
-    current = fingerprint(institution)
-    kept = {e.panel: e for e in db.session.execute(
-        select(PanelCacheEntry).where(PanelCacheEntry.institution_id == institution.id,
-                                      PanelCacheEntry.locale == locale, PanelCacheEntry.panel.in_(names)))
-        .scalars()}
+    current, kept = _kept_entries(institution, names, locale)
     result, built = [], []
     for name in names:
         entry = kept.get(name)

@@ -5,6 +5,7 @@ from flask import Blueprint, current_app, render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from ..accounts.models import Institution, Level, Role, User, UserRole
 from ..accounts.scope import can, get_scoped_or_404, in_scope, is_global, parse_id, require, visible_institutions
@@ -26,6 +27,9 @@ def _int_arg(name: str) -> int | None:
 @bp.route("/")
 @require("loan.view")
 def loan_list():
+    # First: the subtree's institutions (the branch filter) come with the province (the rules)
+    # and give the scope's ids, in one statement.
+    branches = visible_institutions(current_user, levels=("branch",))
     rules = rules_for(current_user.institution)
     filters = LoanFilters(
         branch_id=parse_id(request.args.get("branch")), officer_id=parse_id(request.args.get("officer")),
@@ -44,7 +48,6 @@ def loan_list():
              if not any(vars(filters).values()) and not is_global(current_user)
              and current_user.institution.level != Level.BRANCH.value else None)
     loans, total, page, pages = page_of(loan_list_query(current_user, filters, rules), page, per_page, known)
-    branches = visible_institutions(current_user, levels=("branch",))
     officers = db.session.execute(   # id and name only: the choices of the officer filter
         select(User.id, User.display_name, User.username).join(UserRole)
         .where(UserRole.role.in_([Role.LOAN_OFFICER.value, Role.POST_LOAN_OFFICER.value]),
@@ -62,7 +65,10 @@ def loan_list():
 @bp.route("/<int:loan_id>")
 @require("loan.view")
 def loan_detail(loan_id: int):
-    loan = get_scoped_or_404(Loan, loan_id, current_user)
+    # The branch, borrower and officer the page shows, in the loan's own statement (one round
+    # trip each otherwise, and the officer's roles, which the page does not show, another).
+    loan = get_scoped_or_404(Loan, loan_id, current_user, options=(
+        joinedload(Loan.branch), joinedload(Loan.borrower), joinedload(Loan.officer).lazyload(User.role_rows)))
     rules = rules_for(loan.branch)
     facts = loan_facts(loan)
     today = local_today()

@@ -67,7 +67,7 @@ def query_command(text, username, doctype, stage, state, institution_code, date_
             click.echo(json.dumps({"error": results.error}, ensure_ascii=False))
         _fail(results.error, 2)
     hits = [{"document_id": h.document.id, "title": str(h.title.striptags()), "state": h.document.state,
-             "archive_number": h.document.archive_number, "institution": h.document.institution.code,
+             "archive_number": h.document.archive_number, "institution": h.document.institution_code,
              "score": round(h.score, 3), "snippet": str(h.snippet.striptags())} for h in results.hits]
     if as_json:
         click.echo(json.dumps({"query": text, "user": username, "total": results.total, "page": results.page,
