@@ -32,8 +32,8 @@
    ``--duration`` seconds are. Bounded: at most 64 users, 900 s a phase, loopback only.
 5. **Report**: requests, throughput, p50/p95/p99 per page, the ratio of each p50 to the static
    floor's, and the CPU time the gunicorn workers spent per request (from /proc: what a page
-   costs, whatever else the machine runs; PostgreSQL's own processes are not in it); JSON to
-   stdout (``--json`` to a file too), Markdown tables to stderr.
+   costs, whatever else the machine runs) and, on PostgreSQL, the CPU time of the database's
+   processes per request; JSON to stdout (``--json`` to a file too), Markdown tables to stderr.
 
 Goal (issue 6): p95 under 200 ms for each page. Figures and what they mean: bench/load.md.
 """
@@ -393,6 +393,23 @@ def worker_cpu_seconds(arbiter: int) -> float:
     return total / tick
 
 
+def postgres_cpu_seconds() -> float:
+    """User plus system CPU time so far of this machine's PostgreSQL processes (its backends, one
+    per pooled connection of a worker, and its own helpers): what the database costs a page.
+    Other databases' work counts too; the benchmark machine has none running."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, _, rest = stat.read_text().rpartition(")")
+        except OSError:
+            continue
+        if head.split("(", 1)[-1] == "postgres":
+            fields = rest.split()
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 def stop_gunicorn(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)  # the arbiter stops its workers
@@ -505,10 +522,12 @@ def sign_in_all(port: int, data: Dataset, users: int) -> list[tuple[dict, Client
 
 
 def run_phase(clients: list[tuple[dict, Client]], pages: list[str], data: Dataset, warmup: float, duration: float,
-              per_page: int, seed: int, cpu=lambda: float("nan")) -> tuple[list[Sample], list[str], float]:
+              per_page: int, seed: int, cpu=lambda: float("nan"),
+              db_cpu=lambda: float("nan")) -> tuple[list[Sample], list[str], float, float]:
     """Every user asks for ``pages`` in turn (a new order each round), without pause, until the
     time is up; requests that start within the warm-up are not counted. Also returns the CPU
-    seconds the server's workers spent during the measured time (``cpu()`` read at its ends)."""
+    seconds the server's workers and the database spent during the measured time (``cpu()``
+    and ``db_cpu()`` read at its ends)."""
     samples: list[Sample] = []
     errors: list[str] = []
     lock = threading.Lock()
@@ -549,12 +568,12 @@ def run_phase(clients: list[tuple[dict, Client]], pages: list[str], data: Datase
     clock["end"] = time.monotonic() + warmup + duration
     go.set()
     time.sleep(max(0.0, clock["measure_from"] - time.perf_counter()))
-    cpu_start = cpu()
+    cpu_start, db_start = cpu(), db_cpu()
     time.sleep(max(0.0, clock["end"] - time.monotonic()))
-    cpu_used = cpu() - cpu_start
+    cpu_used, db_used = cpu() - cpu_start, db_cpu() - db_start
     for t in threads:
         t.join(timeout=warmup + duration + 300)
-    return samples, errors, cpu_used
+    return samples, errors, cpu_used, db_used
 
 
 def first_dashboard_views(clients: list[tuple[dict, Client]], cpu, errors: list[str]) -> list[dict]:
@@ -614,15 +633,18 @@ def markdown(result: dict) -> str:
     titles = {"each": "Each page alone (all users on that page)", "mixed": "All pages at once (each user in turn)"}
     for phase, rows in result["phases"].items():
         total = round(sum(r["requests"] for r in rows.values()) / result["duration_s"], 1)
+        database = (f", PostgreSQL {result['mixed_database_cpu_cores']}"
+                    if result.get("mixed_database_cpu_cores") is not None else "")
         lines += ["", f"{titles[phase]}: {total} requests/s, the workers using "
-                      f"{result['mixed_server_cpu_cores']} CPU cores" if phase == "mixed" else titles[phase], "",
-                  "| page | requests | req/s | p50 ms | p95 ms | p99 ms | p50 ÷ floor | p95 < 200 ms | server CPU ms/request |",
-                  "|---|---:|---:|---:|---:|---:|---:|:---:|---:|"]
+                      f"{result['mixed_server_cpu_cores']} CPU cores{database}" if phase == "mixed" else titles[phase], "",
+                  "| page | requests | req/s | p50 ms | p95 ms | p99 ms | p50 ÷ floor | p95 < 200 ms "
+                  "| server CPU ms/request | database CPU ms/request |",
+                  "|---|---:|---:|---:|---:|---:|---:|:---:|---:|---:|"]
         for page, row in rows.items():
             lines.append(f"| {page}{' (floor)' if page == FLOOR else ''} | {row['requests']} | {row['per_second']} | "
                          f"{row['p50_ms']} | {row['p95_ms']} | {row['p99_ms']} | {row['p50_over_floor']} | "
                          f"{'yes' if row['meets_200ms_p95'] else '**no**'} | "
-                         f"{row.get('server_cpu_ms_per_request', '')} |")
+                         f"{row.get('server_cpu_ms_per_request', '')} | {row.get('database_cpu_ms_per_request', '')} |")
     return "\n".join(lines)
 
 
@@ -699,7 +721,8 @@ def main() -> int:
         per_page = 50
         clients = sign_in_all(port, data, args.users)
         cpu = lambda: worker_cpu_seconds(process.pid)  # noqa: E731
-        mixed_cpu = None
+        db_cpu = postgres_cpu_seconds if schema else (lambda: float("nan"))
+        mixed_cpu = mixed_db_cpu = None
         phases: dict[str, dict] = {}
         errors: list[str] = []
         log("first views: each user's dashboard once, one after the other (builds and keeps its panels)")
@@ -708,20 +731,23 @@ def main() -> int:
             phases["each"] = {}
             for page in PAGES:
                 log(f"load: {page} alone, {args.users} users, {args.warmup} s warm-up, {args.duration} s measured")
-                samples, errs, cpu_s = run_phase(clients, [page], data, args.warmup, args.duration, per_page,
-                                                 args.seed, cpu)
+                samples, errs, cpu_s, db_s = run_phase(clients, [page], data, args.warmup, args.duration,
+                                                       per_page, args.seed, cpu, db_cpu)
                 rows = summarise(samples, args.duration)
                 if page in rows:  # server CPU per request: the cost, whatever else the machine runs
                     rows[page]["server_cpu_ms_per_request"] = round(1000 * cpu_s / rows[page]["requests"], 1)
+                    if schema:
+                        rows[page]["database_cpu_ms_per_request"] = round(1000 * db_s / rows[page]["requests"], 1)
                 phases["each"].update(rows)
                 errors += errs
             with_floor(phases["each"])
         if args.mode in ("mixed", "both"):
             log(f"load: all pages, {args.users} users, {args.warmup} s warm-up, {args.duration} s measured")
-            samples, errs, cpu_s = run_phase(clients, PAGES, data, args.warmup, args.duration, per_page, args.seed,
-                                             cpu)
+            samples, errs, cpu_s, db_s = run_phase(clients, PAGES, data, args.warmup, args.duration, per_page,
+                                                   args.seed, cpu, db_cpu)
             phases["mixed"] = with_floor(summarise(samples, args.duration))
             mixed_cpu = round(cpu_s / args.duration, 2)
+            mixed_db_cpu = round(db_s / args.duration, 2) if schema else None
             errors += errs
         result = {
             "date": datetime.now().isoformat(timespec="seconds"),
@@ -730,7 +756,8 @@ def main() -> int:
             "python": platform.python_version(), "database": args.db, "loans": data.loans,
             "documents": data.documents, "users": args.users, "gunicorn": " ".join(["gunicorn.conf.py", *options[2:]]),
             "warmup_s": args.warmup, "duration_s": args.duration, "build_seconds": data.seconds,
-            "first_dashboard_views": first_views, "phases": phases, "mixed_server_cpu_cores": mixed_cpu, "errors": errors[:20], "error_count": len(errors),
+            "first_dashboard_views": first_views, "phases": phases, "mixed_server_cpu_cores": mixed_cpu,
+            "mixed_database_cpu_cores": mixed_db_cpu, "errors": errors[:20], "error_count": len(errors),
         }
         print(json.dumps(result, ensure_ascii=False, indent=2))
         if args.json:

@@ -99,8 +99,11 @@ def mask_id_number(value: str) -> str:
 class Loan(db.Model):
     __tablename__ = "loan"
     __scope_column__ = "branch_id"
-    # The loan list of a branch, newest first: read in index order, no sort (bench/load.md).
-    __table_args__ = (Index("ix_loan_branch_disbursed", "branch_id", "disbursed_on", "id"),)
+    # The loan list, newest first, read in index order without a sort (bench/load.md): a branch's
+    # from the first index; a county's or a union's from the second, walked from the newest and
+    # kept by the branch it holds, until the page is full (it also serves disbursement dates).
+    __table_args__ = (Index("ix_loan_branch_disbursed", "branch_id", "disbursed_on", "id"),
+                      Index("ix_loan_disbursed_id_branch", "disbursed_on", "id", "branch_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     contract_no: Mapped[str] = mapped_column(String(64), unique=True)
@@ -111,7 +114,7 @@ class Loan(db.Model):
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     balance_fen: Mapped[int] = mapped_column(BigInteger)
     rate_percent: Mapped[Decimal] = mapped_column(Numeric(7, 4))
-    disbursed_on: Mapped[date] = mapped_column(index=True)
+    disbursed_on: Mapped[date] = mapped_column()
     maturity_on: Mapped[date] = mapped_column(index=True)
     payment_method: Mapped[str] = mapped_column(String(16), default=PaymentMethod.ENTRUSTED.value)
     purpose: Mapped[str] = mapped_column(Text, default="")

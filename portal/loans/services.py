@@ -139,8 +139,9 @@ def page_of(stmt: Select, page: int, per_page: int, total: int | None = None):
     """One page of ``stmt`` (a ``select(Loan.id)``), newest disbursement first, as rows of
     ``LIST_COLUMNS``, with the total, the page number and the number of pages.
 
-    In three steps: the count of ids; the page's ids alone, in order (for one branch read from
-    ``ix_loan_branch_disbursed`` without a sort); then those loans' columns. Sorting whole
+    In three steps: the count of ids; the page's ids alone, in order (read in index order
+    without a sort: ``ix_loan_branch_disbursed`` for one branch, ``ix_loan_disbursed_id_branch``
+    for a county or a union on PostgreSQL); then those loans' columns. Sorting whole
     joined rows to keep 50 of them cost 0.2 s for a county (bench/load.md). ``total``, when
     the caller knows it, saves the count."""
     if total is None:
