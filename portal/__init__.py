@@ -18,6 +18,7 @@ from werkzeug.routing import IntegerConverter
 from config import CONFIGS, Config
 
 from .extensions import babel, bootstrap, csrf, db, limiter, login_manager, migrate
+from .readonly import keep_prepared_statements
 
 PUBLIC_ENDPOINTS = {"auth.login", "auth.set_language", "static", "bootstrap.static", "main.health"}
 
@@ -78,6 +79,7 @@ def _configure(app: Flask, config: str | Config | None, overrides: dict[str, Any
 
 def _init_extensions(app: Flask) -> None:
     db.init_app(app)
+    keep_prepared_statements(app)   # PostgreSQL: read-only requests commit (portal/readonly.py)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
     csrf.init_app(app)
     bootstrap.init_app(app)

@@ -1,0 +1,79 @@
+"""On PostgreSQL, a request that wrote nothing ends its transaction with COMMIT, not ROLLBACK.
+
+psycopg prepares a statement on the server once a connection has run it five times; from then on
+it sends only the parameters, and PostgreSQL neither parses nor plans it again. But psycopg
+forgets every prepared statement whenever a transaction rolls back (a rolled-back ``DROP`` or
+``ALTER`` may have changed what they refer to), and Flask-SQLAlchemy ends every request by rolling
+back its session. So a worker's connection never kept a prepared statement: every statement of
+every page was parsed and planned again. Committing a transaction that wrote nothing has the same
+effect on the data as rolling it back, and keeps them. Measured in-process on the load data set
+(bench/load.md): PostgreSQL's CPU per page fell by a quarter to a half.
+
+What counts as having written: any statement other than a ``SELECT`` run through the
+transaction's connection (flushes, bulk statements, SQL text, ``SAVEPOINT``), seen by the engine
+itself, and any change still pending in the session. Such a transaction, a request that ended in an
+exception, and every database but PostgreSQL, keep the usual rollback. The commit is tried once;
+if it fails the rollback follows as before.
+
+A prepared statement outlives the request: after ``flask db upgrade`` changes a table the
+workers read, restart them, as one does after any upgrade (a statement whose result no longer
+fits fails once, and the rollback that follows forgets them all). Behind PgBouncer in transaction
+mode (before 1.21), prepared statements do not work at all; connect to PostgreSQL directly or use
+session mode.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from .extensions import db
+
+log = logging.getLogger(__name__)
+
+_READS_ONLY = "xindang_reads_only"   # in a connection's info: its transaction has run only SELECTs
+
+
+def keep_prepared_statements(app: Flask) -> None:
+    """Install, for ``app``'s PostgreSQL engine, the commit of read-only requests. Requests only:
+    a request's teardown runs before its application context's, where Flask-SQLAlchemy closes
+    the session (commands and other application contexts are left as they were)."""
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name != "postgresql":
+        return
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _note_write(conn, _cursor, statement, _parameters, _context, _executemany) -> None:
+        if not statement.lstrip()[:6].upper() == "SELECT":
+            conn.info[_READS_ONLY] = False
+
+    @app.teardown_request
+    def _commit_reads(exc: BaseException | None) -> None:
+        if exc is not None or not db.session.registry.has():
+            return
+        session = db.session()
+        if not session.in_transaction() or session.new or session.dirty or session.deleted:
+            return
+        transaction = session.get_transaction()
+        if transaction is None or not transaction.is_active:
+            return
+        connection = session.connection()
+        if not connection.info.get(_READS_ONLY, False) or not connection.in_transaction():
+            return
+        # As the session's removal would leave them: loaded, not expired (a commit expires them).
+        expire, session.expire_on_commit = session.expire_on_commit, False
+        try:
+            session.commit()
+        except SQLAlchemyError as err:   # the rollback that follows ends it as it always did
+            log.warning("a read-only transaction could not be committed: %s", err)
+        finally:
+            session.expire_on_commit = expire
+
+
+@event.listens_for(Session, "after_begin")
+def _begin_reads_only(_session, _transaction, connection) -> None:
+    connection.info[_READS_ONLY] = True
