@@ -1,7 +1,7 @@
 """Load benchmark: the portal under gunicorn on loopback, a county's worth of data, 20 users.
 
     .venv/bin/python bench/load.py [--loans 100000] [--documents 50000] [--users 20]
-                                   [--duration 30] [--warmup 5] [--mode each|mixed|both]
+                                   [--duration 30] [--warmup 5] [--mode each|mixed|both] [--pages P,Q]
                                    [--db sqlite|postgresql] [--keep DIR] [--json FILE]
 
 1. **Data**, in a new instance folder (SQLite file there, or a new schema of the PostgreSQL
@@ -670,7 +670,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--mode", choices=("each", "mixed", "both"), default="both",
                         help="each page alone, all pages at once, or both (default)")
+    parser.add_argument("--pages", default=",".join(PAGES),
+                        help=f"the pages driven, comma-separated (default: all of {','.join(PAGES)})")
     args = parser.parse_args()
+    pages = [p for p in args.pages.split(",") if p]
+    if not pages or set(pages) - set(PAGES):
+        parser.error(f"--pages: some of {','.join(PAGES)}")
     if not 1 <= args.users <= MAX_USERS or not 0 < args.duration + args.warmup <= MAX_SECONDS:
         parser.error(f"users 1–{MAX_USERS}, warm-up plus duration at most {MAX_SECONDS} s")
 
@@ -729,7 +734,7 @@ def main() -> int:
         first_views = first_dashboard_views(clients, cpu, errors)
         if args.mode in ("each", "both"):
             phases["each"] = {}
-            for page in PAGES:
+            for page in pages:
                 log(f"load: {page} alone, {args.users} users, {args.warmup} s warm-up, {args.duration} s measured")
                 samples, errs, cpu_s, db_s = run_phase(clients, [page], data, args.warmup, args.duration,
                                                        per_page, args.seed, cpu, db_cpu)
@@ -743,7 +748,7 @@ def main() -> int:
             with_floor(phases["each"])
         if args.mode in ("mixed", "both"):
             log(f"load: all pages, {args.users} users, {args.warmup} s warm-up, {args.duration} s measured")
-            samples, errs, cpu_s, db_s = run_phase(clients, PAGES, data, args.warmup, args.duration, per_page,
+            samples, errs, cpu_s, db_s = run_phase(clients, pages, data, args.warmup, args.duration, per_page,
                                                    args.seed, cpu, db_cpu)
             phases["mixed"] = with_floor(summarise(samples, args.duration))
             mixed_cpu = round(cpu_s / args.duration, 2)
