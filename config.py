@@ -57,6 +57,10 @@ SETTINGS: list[Setting] = [
             "e.g. `redis://127.0.0.1:6379`."),
     Setting("DEFAULT_LOCALE", str, "zh", "Interface language when the user chose none (`zh` or `en`)."),
     Setting("PAGE_SIZE", int, 50, "Rows per page in lists."),
+    Setting("PG_PREPARED_STATEMENTS", _bool, True,
+            "PostgreSQL: keep the statements psycopg prepares (read-only requests commit; "
+            "`portal/readonly.py`). `false` behind PgBouncer in transaction mode: nothing is "
+            "prepared then."),
     Setting("DASHBOARD_CACHE_SECONDS", int, 600,
             "Longest time a dashboard panel is shown from the panel cache, in seconds, when no change "
             "to its data was seen; `0` builds every panel on every view."),
@@ -127,6 +131,10 @@ class Config:
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url[len("postgresql://"):]
         self.SQLALCHEMY_DATABASE_URI = url
+        if url.startswith("postgresql") and not self.XINDANG_PG_PREPARED_STATEMENTS:
+            # A pooler that hands each transaction another server connection cannot keep them.
+            self.SQLALCHEMY_ENGINE_OPTIONS = {**self.SQLALCHEMY_ENGINE_OPTIONS,
+                                              "connect_args": {"prepare_threshold": None}}
         self.SECRET_KEY = self.XINDANG_SECRET_KEY or _instance_secret(instance)
         self.SESSION_COOKIE_SECURE = self.XINDANG_SECURE_COOKIES
         self.REMEMBER_COOKIE_SECURE = self.XINDANG_SECURE_COOKIES

@@ -93,6 +93,9 @@ def _init_extensions(app: Flask) -> None:
                 cur.execute("PRAGMA foreign_keys=ON")
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA busy_timeout=15000")
+                # Scopes are path prefixes matched with LIKE, which SQLite otherwise compares
+                # without case: "/P/C1/%" matched county "c1" too. PostgreSQL's LIKE has case.
+                cur.execute("PRAGMA case_sensitive_like=ON")
                 cur.close()
 
 

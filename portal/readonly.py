@@ -6,20 +6,23 @@ forgets every prepared statement whenever a transaction rolls back (a rolled-bac
 ``ALTER`` may have changed what they refer to), and Flask-SQLAlchemy ends every request by rolling
 back its session. So a worker's connection never kept a prepared statement: every statement of
 every page was parsed and planned again. Committing a transaction that wrote nothing has the same
-effect on the data as rolling it back, and keeps them. Measured in-process on the load data set
+effect on the data as rolling it back, and keeps them. Measured on the load data set
 (bench/load.md): PostgreSQL's CPU per page fell by a quarter to a half.
 
 What counts as having written: any statement other than a ``SELECT`` run through the
-transaction's connection (flushes, bulk statements, SQL text, ``SAVEPOINT``), seen by the engine
-itself, and any change still pending in the session. Such a transaction, a request that ended in an
-exception, and every database but PostgreSQL, keep the usual rollback. The commit is tried once;
-if it fails the rollback follows as before.
+transaction's connection (flushes, bulk statements, SQL text, savepoints), seen by the engine
+itself, and any change still pending in the session. Such a transaction keeps the usual
+rollback, and so does a request whose exception reached Flask unhandled. (The portal's error
+pages roll the session back before they render, so what an error page reads afterwards is
+committed, which writes nothing.) The commit is tried once; if anything fails the rollback
+follows as before, and the response is not affected. SQLite is left as it was.
 
 A prepared statement outlives the request: after ``flask db upgrade`` changes a table the
 workers read, restart them, as one does after any upgrade (a statement whose result no longer
-fits fails once, and the rollback that follows forgets them all). Behind PgBouncer in transaction
-mode (before 1.21), prepared statements do not work at all; connect to PostgreSQL directly or use
-session mode.
+fits fails once, and the rollback that follows forgets them all). Behind PgBouncer in
+transaction mode, the next transaction may run on another server connection, where the
+statement does not exist: set ``XINDANG_PG_PREPARED_STATEMENTS=false`` there (nothing is
+prepared then, and requests roll back as before).
 """
 from __future__ import annotations
 
@@ -27,7 +30,6 @@ import logging
 
 from flask import Flask
 from sqlalchemy import event
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from .extensions import db
@@ -35,12 +37,15 @@ from .extensions import db
 log = logging.getLogger(__name__)
 
 _READS_ONLY = "xindang_reads_only"   # in a connection's info: its transaction has run only SELECTs
+_CONNECTION = "xindang_connection"   # in a session's info: the connection of its transaction
 
 
 def keep_prepared_statements(app: Flask) -> None:
     """Install, for ``app``'s PostgreSQL engine, the commit of read-only requests. Requests only:
     a request's teardown runs before its application context's, where Flask-SQLAlchemy closes
     the session (commands and other application contexts are left as they were)."""
+    if not app.config.get("XINDANG_PG_PREPARED_STATEMENTS", True):
+        return
     with app.app_context():
         engine = db.engine
     if engine.dialect.name != "postgresql":
@@ -56,24 +61,33 @@ def keep_prepared_statements(app: Flask) -> None:
         if exc is not None or not db.session.registry.has():
             return
         session = db.session()
-        if not session.in_transaction() or session.new or session.dirty or session.deleted:
-            return
-        transaction = session.get_transaction()
-        if transaction is None or not transaction.is_active:
-            return
-        connection = session.connection()
-        if not connection.info.get(_READS_ONLY, False) or not connection.in_transaction():
-            return
-        # As the session's removal would leave them: loaded, not expired (a commit expires them).
-        expire, session.expire_on_commit = session.expire_on_commit, False
         try:
-            session.commit()
-        except SQLAlchemyError as err:   # the rollback that follows ends it as it always did
+            connection = session.info.get(_CONNECTION)
+            transaction = session.get_transaction()
+            if (connection is None or transaction is None or not transaction.is_active
+                    or session.new or session.dirty or session.deleted
+                    or connection.closed or not connection.in_transaction()
+                    or not connection.info.get(_READS_ONLY, False)):
+                return
+            # As the session's removal would leave them: loaded, not expired (a commit expires them).
+            expire, session.expire_on_commit = session.expire_on_commit, False
+            try:
+                session.commit()
+            finally:
+                session.expire_on_commit = expire
+        except Exception as err:  # noqa: BLE001 - the rollback that follows ends it as it always did
             log.warning("a read-only transaction could not be committed: %s", err)
-        finally:
-            session.expire_on_commit = expire
 
 
 @event.listens_for(Session, "after_begin")
-def _begin_reads_only(_session, _transaction, connection) -> None:
+def _begin_reads_only(session, transaction, connection) -> None:
+    if transaction.nested:   # a savepoint: what ran before it still counts
+        return
     connection.info[_READS_ONLY] = True
+    session.info[_CONNECTION] = connection
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_connection(session, transaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_CONNECTION, None)

@@ -64,3 +64,25 @@ def test_a_request_that_failed_is_rolled_back(app, org):
             raise RuntimeError("the view failed")
     with app.app_context():   # the session of the failed request is gone, the database usable
         assert db.session.execute(select(Institution.name).where(Institution.code == "B1")).scalar_one() == "城关信用社"
+
+
+def test_switched_off_nothing_is_prepared_and_requests_roll_back(app, org, database_url, tmp_path):
+    """``XINDANG_PG_PREPARED_STATEMENTS=false`` (behind PgBouncer in transaction mode)."""
+    if not _on_postgresql(app):
+        pytest.skip("prepared statements are PostgreSQL's (XINDANG_TEST_DB=postgresql)")
+    from portal import create_app
+
+    other = create_app("testing", XINDANG_DATABASE_URL=database_url, XINDANG_INSTANCE_DIR=str(tmp_path),
+                       XINDANG_LOGIN_RATE_LIMIT="100000 per minute", XINDANG_PG_PREPARED_STATEMENTS=False)
+    try:
+        client = other.test_client()
+        login(client, "county_director")
+        for _ in range(7):
+            assert client.get("/loans/").status_code == 200
+        assert _prepared_statements(other) == 0
+        with other.app_context():
+            assert db.engine.raw_connection().driver_connection.prepare_threshold is None
+    finally:
+        with other.app_context():
+            db.session.remove()
+            db.engine.dispose()

@@ -119,3 +119,22 @@ def test_the_tree_is_read_once_a_request(app, org):
         assert len(tree) == 2, "\n---\n".join(tree)        # the subtree's ids once, the province once
         db.session.expunge_all()           # as verify does between batches: the province is read again
         assert org.inst("B2").province().code == province_code
+
+
+def test_codes_differing_only_in_case_are_different_subtrees(app, client, org):
+    """Paths are matched by prefix with LIKE, which SQLite compares without case unless told
+    otherwise: county "c1" must not fall inside county "C1"'s scope (nor on any page)."""
+    from portal.accounts.services import create_institution, create_user
+
+    with app.app_context():
+        create_institution(None, "c1", "小写县联社", "county", "P")
+        create_institution(None, "b9", "小写信用社", "branch", "c1")
+        create_user(None, "lower_officer", "correct-horse-42", "b9", ["loan_officer"], display_name="lower")
+        loan = make_loan(org.inst("b9"), contract_no="LOWER-CASE-1", borrower_name="钱小写")
+        db.session.commit()
+        loan_id, borrower_id = loan.id, loan.borrower_id
+    login(client, "county_director")   # of C1
+    assert "LOWER-CASE-1" not in client.get("/loans/").get_data(as_text=True)
+    assert client.get(f"/loans/{loan_id}").status_code == 404
+    assert client.get(f"/loans/borrowers/{borrower_id}").status_code == 404
+    assert "小写信用社" not in client.get("/loans/").get_data(as_text=True)

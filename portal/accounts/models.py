@@ -68,7 +68,7 @@ class Institution(db.Model):
         return self.ancestors()[0]
 
     def ancestors(self) -> list[Institution]:
-        """From the province down to this institution's parent, in one query, and once a request
+        """From the province down to this institution's parent, in one query, and once a transaction
         (its province is asked for by every page that applies the rules)."""
         codes = self.path.strip("/").split("/")[:-1]
         if not codes:
@@ -97,9 +97,11 @@ class Institution(db.Model):
         return f"<Institution {self.code} {self.level}>"
 
 
-# What a request learns of the institution tree (a province by code, a subtree's ids): pages ask
-# several times a request (scope, rules, filters), and the tree changes rarely. Kept in the
-# session's info, so for one request at most (Flask-SQLAlchemy gives each its own session).
+# What a request learns of the institution tree (an institution's ancestors, a subtree's ids, the
+# subtree's institutions: keys ("ancestors", path), ("subtree", path), ("visible", path)): pages
+# ask several times a request (scope, rules, filters), and the tree changes rarely. Kept in the
+# session's info, so for one transaction of one request at most (Flask-SQLAlchemy gives each
+# request its own session).
 # Not used while the session holds an unflushed change to an institution (the query would have
 # flushed it first); forgotten when an institution is flushed, on any statement run through the
 # session that is not a SELECT, and at the end of every transaction. Writes that bypass the

@@ -192,7 +192,7 @@ def get_scoped_or_404(model: type, ident: Any, user: User, options: tuple = ()):
 
 def visible_institutions(user: User, levels: tuple[str, ...] | None = None) -> list[Institution]:
     """The institutions of the user's subtree (every one for a global user), by path; ``levels``
-    keeps only those levels. Once a request, with the institution's ancestors in the same
+    keeps only those levels. Once a transaction, with the institution's ancestors in the same
     statement (the pages that list institutions also name the province's rules or the lineage)."""
     if is_global(user):
         stmt = select(Institution).order_by(Institution.path)
