@@ -70,7 +70,7 @@ class Institution(db.Model):
     def ancestors(self) -> list[Institution]:
         """From the province down to this institution's parent, in one query, and once a transaction
         (its province is asked for by every page that applies the rules)."""
-        codes = self.path.strip("/").split("/")[:-1]
+        codes = ancestor_codes(self.path)
         if not codes:
             return []
         known = institutions_known(db.session)
@@ -78,8 +78,7 @@ class Institution(db.Model):
         found = known.get(key)
         if found is None or any(inst not in db.session for inst in found):   # e.g. after expunge_all()
             rows = db.session.execute(select(Institution).where(Institution.code.in_(codes))).scalars()
-            by_code = {i.code: i for i in rows}
-            found = known[key] = [by_code[c] for c in codes if c in by_code]
+            found = known[key] = in_lineage_order(codes, rows)
         return list(found)
 
     def ancestor_at(self, level: Level) -> Institution | None:
@@ -107,6 +106,17 @@ class Institution(db.Model):
 # session that is not a SELECT, and at the end of every transaction. Writes that bypass the
 # session (a bare connection, bulk methods, another process) are not seen until the request ends.
 _KNOWN = "xindang_institutions"
+
+
+def ancestor_codes(path: str) -> list[str]:
+    """The codes of the institutions above the one at ``path``, province first."""
+    return path.strip("/").split("/")[:-1]
+
+
+def in_lineage_order(codes: list[str], rows) -> list[Institution]:
+    """Those of ``rows`` whose code is in ``codes``, in the order of ``codes``."""
+    by_code = {inst.code: inst for inst in rows}
+    return [by_code[c] for c in codes if c in by_code]
 
 
 def _tree_changing(session) -> bool:

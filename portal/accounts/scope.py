@@ -23,7 +23,7 @@ from sqlalchemy import ColumnElement, Select, or_, select, true
 from .. import MAX_ID
 from ..errors import NotFound, PermissionDenied
 from ..extensions import db
-from .models import Institution, Role, User, institutions_known
+from .models import Institution, Role, User, ancestor_codes, in_lineage_order, institutions_known
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -204,12 +204,11 @@ def visible_institutions(user: User, levels: tuple[str, ...] | None = None) -> l
     key = ("visible", own.path)
     found = known.get(key)
     if found is None or any(inst not in db.session for inst in found):   # e.g. after expunge_all()
-        codes = own.path.strip("/").split("/")[:-1]
+        codes = ancestor_codes(own.path)
         rows = list(db.session.execute(
             select(Institution).where(or_(Institution.path.startswith(own.path, autoescape=True),
                                           Institution.code.in_(codes)))
             .order_by(Institution.path)).scalars())
         found = known[key] = [inst for inst in rows if inst.path.startswith(own.path)]
-        by_code = {inst.code: inst for inst in rows}
-        known[("ancestors", own.path)] = [by_code[c] for c in codes if c in by_code]
+        known[("ancestors", own.path)] = in_lineage_order(codes, rows)   # as Institution.ancestors()
     return [inst for inst in found if not levels or inst.level in levels]
