@@ -781,7 +781,7 @@ def main() -> int:
 
 
 def _empty_panel_cache(url: str) -> None:
-    """Every run starts with no dashboard panel kept (``portal.auditing.panel_cache``): the first
+    """Every run starts with no dashboard panel kept (``portal.kept``): the first
     view of each institution's dashboard builds it, within the warm-up."""
     from sqlalchemy import create_engine, text
 

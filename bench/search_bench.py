@@ -6,7 +6,7 @@ credit archive, in one run.
 For each size:
 
 1. **Corpus** (deterministic, ``Corpus(seed).document(i)``): loans of the demo unions' branches
-   (portal/data/demo_data.py), eight documents a loan (contract, investigation report, inspection
+   (portal/demo/places.py), eight documents a loan (contract, investigation report, inspection
    reports, receipt …), texts of 300–3,000 characters (triangular, mean ≈ 1,650) written from
    clause templates of a credit file, filled with borrowers, villages, purposes, amounts, dates,
    contract, archive and ID numbers. Half the borrowers' given names are drawn character by
@@ -54,7 +54,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from portal.data.demo_data import GIVEN_NAMES, PROVINCES  # noqa: E402
+from portal.demo.places import GIVEN_NAMES, PROVINCES  # noqa: E402
 from portal.search import engine  # noqa: E402
 from portal.search.analysis import (CJK_RUN, bigrams, get_analyzer, grams, ident_parts, normalize,  # noqa: E402
                                     normalize_identifier)

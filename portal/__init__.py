@@ -1,8 +1,12 @@
 """Xindang (信档): the Flask application factory.
 
-``create_app`` goes through named steps: configuration, extensions, the rules registry
-(every plugin loaded and checked; a broken one stops start-up), login, language, blueprints,
-error handlers, security headers and the command line.
+``create_app`` goes through named steps: configuration, extensions, every SQLAlchemy listener
+(``session_events``), the rules registry (every plugin loaded and checked; a broken one stops
+start-up), login, language, the object store, each package's labels, blueprints, error
+handlers, security headers, template helpers and the command line.
+
+This module imports every package; none imports it (only ``wsgi.py``, the ``flask`` command
+and tests do): docs/architecture.md.
 """
 from __future__ import annotations
 
@@ -10,59 +14,53 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, has_request_context, request, session
+from flask_babel import get_locale, lazy_gettext
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import joinedload
-from werkzeug.routing import IntegerConverter
+from werkzeug.datastructures import ImmutableMultiDict
 
 from config import CONFIGS, Config
 
+from . import labels
+from .accounts.auth import bp as auth_bp
+from .accounts.models import Institution, Level, User
+from .accounts.scope import can
+from .accounts.views import bp as accounts_bp
+from .archive.labels import ARCHIVE_LABELS
+from .archive.storage import store_from_config
+from .archive.views import bp as archive_bp
+from .auditing.labels import AUDITING_LABELS
+from .auditing.views import bp as auditing_bp
+from .cli import register_cli
+from .errors import InvalidInput, register_error_handlers
 from .extensions import babel, bootstrap, csrf, db, limiter, login_manager, migrate
+from .loans.views import bp as loans_bp
+from .main import bp as main_bp
+from .postloan.labels import POSTLOAN_LABELS
+from .postloan.views import bp as postloan_bp
 from .readonly import keep_prepared_statements
+from .routing import BoundedIntConverter
+from .rules.manager import RulesRegistry
+from .rules.views import bp as rules_bp
+from .search.labels import SEARCH_LABELS
+from .search.views import bp as search_bp
+from .session_events import install_engine_listeners, install_session_listeners
 
 PUBLIC_ENDPOINTS = {"auth.login", "auth.set_language", "static", "bootstrap.static", "main.health"}
-
-
-# The largest id a record can have: primary keys are INTEGER columns, 32-bit on PostgreSQL.
-MAX_ID = 2**31 - 1
-
-
-def _digits_at_most(limit: int) -> str:
-    """A regular expression matching the decimal numbers from 0 to ``limit`` in ASCII digits
-    (``\\d`` would take other scripts' digits too; leading zeros within ``limit``'s length
-    allowed): shorter numbers, then each digit of ``limit`` lowered once with any digits after
-    it, then ``limit`` itself."""
-    top = str(limit)
-    choices = [f"[0-9]{{1,{len(top) - 1}}}"] if len(top) > 1 else []
-    for i, digit in enumerate(top):
-        if digit != "0":
-            rest = len(top) - i - 1
-            choices.append(f"{top[:i]}[0-{int(digit) - 1}]" + (f"[0-9]{{{rest}}}" if rest else ""))
-    choices.append(top)
-    return "(?:" + "|".join(choices) + ")"
-
-
-class BoundedIntConverter(IntegerConverter):
-    """``<int:…>`` that matches only ids a primary key column can hold (up to ``MAX_ID``): any
-    other number names no record (404), instead of reaching the database, which refuses it
-    ("integer out of range", a 500 on PostgreSQL). The bound is in the pattern, not only in
-    ``max``: werkzeug checks ``max`` after the method, so a POST to ``/x/<huge>`` where the
-    same path also has a GET rule would be answered 405 instead of 404."""
-
-    def __init__(self, map, *args: Any, **kwargs: Any) -> None:  # noqa: A002 - werkzeug's name
-        kwargs.setdefault("max", MAX_ID)
-        super().__init__(map, *args, **kwargs)
-        if not self.signed and self.max == MAX_ID:
-            self.regex = _digits_at_most(MAX_ID)
 
 
 def create_app(config: str | Config | None = None, **overrides: Any) -> Flask:
     app = Flask(__name__, instance_relative_config=False)
     _configure(app, config, overrides)
     _init_extensions(app)
+    _install_listeners(app)
     _init_rules(app)
     _init_login(app)
     _init_babel(app)
+    _init_storage(app)
+    _register_labels()
     _register_blueprints(app)
     _register_errors_and_headers(app)
     _register_template_helpers(app)
@@ -79,31 +77,22 @@ def _configure(app: Flask, config: str | Config | None, overrides: dict[str, Any
 
 def _init_extensions(app: Flask) -> None:
     db.init_app(app)
-    keep_prepared_statements(app)   # PostgreSQL: read-only requests commit (portal/readonly.py)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
     csrf.init_app(app)
     bootstrap.init_app(app)
     limiter.init_app(app)
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        from sqlalchemy import event
-        with app.app_context():
-            @event.listens_for(db.engine, "connect")
-            def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
-                cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA foreign_keys=ON")
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute("PRAGMA busy_timeout=15000")
-                # Scopes are path prefixes matched with LIKE, which SQLite otherwise compares
-                # without case: "/P/C1/%" matched county "c1" too. PostgreSQL's LIKE has case.
-                cur.execute("PRAGMA case_sensitive_like=ON")
-                cur.close()
+
+
+def _install_listeners(app: Flask) -> None:
+    """Every SQLAlchemy listener, in the order listed in ``portal/session_events.py`` (before the
+    first connection: SQLite's settings are made as each connection opens)."""
+    install_session_listeners()
+    install_engine_listeners(app)
+    keep_prepared_statements(app)   # PostgreSQL: read-only requests commit (portal/readonly.py)
 
 
 def _init_rules(app: Flask) -> None:
     """Load every available plugin and each union's manager; errors stop start-up."""
-    from .accounts.models import Institution, Level
-    from .rules.manager import RulesRegistry
-
     reg = RulesRegistry()
     reg.check_all_plugins()
     app.extensions["xindang_rules"] = reg
@@ -120,10 +109,6 @@ def _init_rules(app: Flask) -> None:
 
 
 def _init_login(app: Flask) -> None:
-    from flask_babel import lazy_gettext
-
-    from .accounts.models import User
-
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = lazy_gettext("Please sign in to continue.")
@@ -165,38 +150,28 @@ def _init_babel(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale)
 
 
+def _init_storage(app: Flask) -> None:
+    """The configured object store (no network yet), in ``app.extensions["xindang_storage"]``."""
+    app.extensions["xindang_storage"] = store_from_config(app.config, app.instance_path)
+
+
+def _register_labels() -> None:
+    """Each package's display names of its codes, for the ``label`` filter."""
+    for kinds in (ARCHIVE_LABELS, POSTLOAN_LABELS, SEARCH_LABELS, AUDITING_LABELS):
+        labels.register_labels(kinds)
+
+
 def _register_blueprints(app: Flask) -> None:
     # Before any rule is added: an id in a URL beyond what a primary key holds names no record
     # (404), instead of reaching the database, which refuses it (a 500).
     app.url_map.converters["int"] = BoundedIntConverter
-
-    from .accounts.views import bp as accounts_bp
-    from .auth import bp as auth_bp
-    from .loans.views import bp as loans_bp
-    from .main import bp as main_bp
-    from .rules.views import bp as rules_bp
-
-    for bp in (auth_bp, main_bp, accounts_bp, loans_bp, rules_bp):
-        app.register_blueprint(bp)
-
-    from .archive import init_app as init_archive
-    from .archive.views import bp as archive_bp
-    init_archive(app)  # the object store, in app.extensions["xindang_storage"]
-    app.register_blueprint(archive_bp)
-
-    from .postloan.views import bp as postloan_bp
-    app.register_blueprint(postloan_bp)
-
-    from .search.views import bp as search_bp
-    app.register_blueprint(search_bp)  # its first request starts the index queue drainer
-
-    from .auditing.views import bp as auditing_bp
-    app.register_blueprint(auditing_bp)
+    # The search blueprint's first request starts this process's index queue drainer.
+    for blueprint in (auth_bp, main_bp, accounts_bp, loans_bp, rules_bp, archive_bp, postloan_bp, search_bp,
+                      auditing_bp):
+        app.register_blueprint(blueprint)
 
 
 def _register_errors_and_headers(app: Flask) -> None:
-    from .errors import register_error_handlers
-
     register_error_handlers(app)
 
     @app.before_request
@@ -205,11 +180,6 @@ def _register_errors_and_headers(app: Flask) -> None:
         search) it is dropped, as any other nonsense in a filter is ignored; in a form field or
         the path it is refused with a message, instead of failing in the database. (Names of
         uploaded files are not fields: the services clean those.)"""
-        from flask_babel import gettext as _
-        from werkzeug.datastructures import ImmutableMultiDict
-
-        from .errors import InvalidInput
-
         if any("\x00" in v for _k, values in request.args.lists() for v in values):
             request.args = ImmutableMultiDict([(k, v.replace("\x00", "")) for k, values in request.args.lists()
                                                for v in values])
@@ -235,9 +205,6 @@ def _register_errors_and_headers(app: Flask) -> None:
 
 
 def _register_template_helpers(app: Flask) -> None:
-    from . import labels
-    from .accounts.scope import can
-
     app.jinja_env.filters["yuan"] = labels.yuan
     app.jinja_env.filters["label"] = labels.label
     app.jinja_env.filters["localtime"] = labels.localtime
@@ -246,11 +213,8 @@ def _register_template_helpers(app: Flask) -> None:
 
     @app.context_processor
     def inject_locale():
-        from flask_babel import get_locale
         return {"current_locale": str(get_locale() or "zh")}
 
 
 def _register_cli(app: Flask) -> None:
-    from .cli import register_cli
-
     register_cli(app)

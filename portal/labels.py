@@ -32,9 +32,11 @@ LABELS: dict[str, dict[str, object]] = {
 }
 
 
-def register_labels(kind: str, mapping: dict[str, object]) -> None:
-    """Let a domain package add its own codes (archive states, inspection kinds, …)."""
-    LABELS.setdefault(kind, {}).update(mapping)
+def register_labels(kinds: dict[str, dict[str, object]]) -> None:
+    """Add a domain package's own codes (archive states, inspection kinds, …): kind → code →
+    name. Called for each package by ``create_app``."""
+    for kind, mapping in kinds.items():
+        LABELS.setdefault(kind, {}).update(mapping)
 
 
 def label(code: str | None, kind: str) -> str:

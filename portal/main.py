@@ -8,7 +8,7 @@ from sqlalchemy import func, select, text
 from .extensions import db
 from .loans.models import RISK_ORDER, Loan
 from .loans.services import OPEN_STATES, kept_loan_summary
-from .rules.service import rules_for
+from .rules.lookup import rules_for
 
 bp = Blueprint("main", __name__)
 

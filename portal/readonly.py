@@ -29,8 +29,6 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
-from sqlalchemy import event
-from sqlalchemy.orm import Session
 
 from .extensions import db
 
@@ -40,21 +38,28 @@ _READS_ONLY = "xindang_reads_only"   # in a connection's info: its transaction h
 _CONNECTION = "xindang_connection"   # in a session's info: the connection of its transaction
 
 
+def applies(app: Flask) -> bool:
+    """Whether ``app``'s read-only requests commit: on PostgreSQL, unless
+    ``XINDANG_PG_PREPARED_STATEMENTS`` is off."""
+    if not app.config.get("XINDANG_PG_PREPARED_STATEMENTS", True):
+        return False
+    with app.app_context():
+        return db.engine.dialect.name == "postgresql"
+
+
+def note_write(conn, _cursor, statement, _parameters, _context, _executemany) -> None:
+    """Engine listener (before_cursor_execute): a statement other than a SELECT ran."""
+    if not statement.lstrip()[:6].upper() == "SELECT":
+        conn.info[_READS_ONLY] = False
+
+
 def keep_prepared_statements(app: Flask) -> None:
-    """Install, for ``app``'s PostgreSQL engine, the commit of read-only requests. Requests only:
+    """Install, for ``app``'s PostgreSQL engine, the commit of read-only requests (its engine
+    listener, ``note_write``, is installed by ``portal/session_events.py``). Requests only:
     a request's teardown runs before its application context's, where Flask-SQLAlchemy closes
     the session (commands and other application contexts are left as they were)."""
-    if not app.config.get("XINDANG_PG_PREPARED_STATEMENTS", True):
+    if not applies(app):
         return
-    with app.app_context():
-        engine = db.engine
-    if engine.dialect.name != "postgresql":
-        return
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def _note_write(conn, _cursor, statement, _parameters, _context, _executemany) -> None:
-        if not statement.lstrip()[:6].upper() == "SELECT":
-            conn.info[_READS_ONLY] = False
 
     @app.teardown_request
     def _commit_reads(exc: BaseException | None) -> None:
@@ -79,15 +84,15 @@ def keep_prepared_statements(app: Flask) -> None:
             log.warning("a read-only transaction could not be committed: %s", err)
 
 
-@event.listens_for(Session, "after_begin")
-def _begin_reads_only(session, transaction, connection) -> None:
+def begin_reads_only(session, transaction, connection) -> None:
+    """Session listener (after_begin): a new transaction has written nothing yet."""
     if transaction.nested:   # a savepoint: what ran before it still counts
         return
     connection.info[_READS_ONLY] = True
     session.info[_CONNECTION] = connection
 
 
-@event.listens_for(Session, "after_transaction_end")
-def _forget_connection(session, transaction) -> None:
+def forget_connection(session, transaction) -> None:
+    """Session listener (after_transaction_end)."""
     if transaction.parent is None:
         session.info.pop(_CONNECTION, None)

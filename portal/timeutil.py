@@ -20,3 +20,16 @@ def to_local(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=timezone.utc).astimezone(CST)
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day ``months`` later (earlier if negative); the month's last day where it is shorter
+    (31 January + 1 month is 28 or 29 February)."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    for d in (day.day, 30, 29, 28):
+        try:
+            return date(year, month, d)
+        except ValueError:
+            continue
+    raise ValueError(day)

@@ -100,8 +100,8 @@ def _clean_database(request):
             else:
                 for table in tables:
                     conn.execute(table.delete())
-        from portal.rules.service import registry
-        registry()._managers.clear()
+        from portal.rules.lookup import plugin_registry
+        plugin_registry().forget_unions()
 
 
 @pytest.fixture()
@@ -197,12 +197,18 @@ ORG_USERS = {
 def make_org(plugin: str | None = None, other_plugin: str | None = None) -> Org:
     """Create the tree and users in the current app context and commit."""
     from portal.accounts.services import create_institution, create_user
+    from portal.rules.services import set_union_plugin
 
-    create_institution(None, "P", "测试省农村信用社联合社", "province", plugin=plugin)
+    def union(code: str, name: str, plugin_name: str | None) -> None:
+        province = create_institution(None, code, name, "province")
+        if plugin_name:
+            set_union_plugin(None, province, plugin_name)
+
+    union("P", "测试省农村信用社联合社", plugin)
     create_institution(None, "C1", "测试县联社", "county", "P")
     create_institution(None, "B1", "城关信用社", "branch", "C1")
     create_institution(None, "B2", "河西信用社", "branch", "C1")
-    create_institution(None, "Q", "另一省联社", "province", plugin=other_plugin)
+    union("Q", "另一省联社", other_plugin)
     create_institution(None, "D1", "另一县联社", "county", "Q")
     create_institution(None, "E1", "另一信用社", "branch", "D1")
     ids = {name: create_user(None, name, PASSWORD, inst, roles, display_name=name).id

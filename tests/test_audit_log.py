@@ -4,8 +4,7 @@ import json
 import pytest
 from sqlalchemy import text
 
-from portal.audit.models import AuditEvent
-from portal.audit.trail import record_event, verify_log
+from portal.audit_trail import AuditEvent, record_event, verify_log
 from portal.extensions import db
 
 

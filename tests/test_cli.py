@@ -3,7 +3,7 @@ import json
 
 from portal.accounts.models import User
 from portal.accounts.services import verify_password
-from portal.audit.models import AuditEvent
+from portal.audit_trail import AuditEvent
 from portal.extensions import db
 
 

@@ -8,13 +8,13 @@ from sqlalchemy import func, select
 
 from portal.accounts.models import Institution, Role, User
 from portal.accounts.services import create_institution
-from portal.audit.models import AuditEvent
-from portal.demo import DEMO_PASSWORD, id_check_digit, plan_province, uscc_check_char
-from portal.data.demo_data import PROVINCES
+from portal.audit_trail import AuditEvent
+from portal.demo.loans import DEMO_PASSWORD, id_check_digit, plan_province, uscc_check_char
+from portal.demo.places import PROVINCES
 from portal.extensions import db
 from portal.loans.models import RISK_ORDER, Borrower, Loan
 from portal.loans.services import loan_facts
-from portal.rules.service import rules_for
+from portal.rules.lookup import rules_for
 from portal.timeutil import local_today
 
 from conftest import login

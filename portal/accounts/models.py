@@ -6,8 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint, event, select
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from ..timeutil import utcnow
@@ -132,20 +132,20 @@ def institutions_known(session) -> dict:
     return session.info.setdefault(_KNOWN, {})
 
 
-@event.listens_for(Session, "after_flush")
-def _forget_changed_tree(session, _context) -> None:
+def forget_tree_if_changed(session, _context) -> None:
+    """after_flush: an institution was written."""
     if _tree_changing(session):
         session.info.pop(_KNOWN, None)
 
 
-@event.listens_for(Session, "do_orm_execute")
-def _forget_on_write(state) -> None:
+def forget_tree_on_write(state) -> None:
+    """do_orm_execute: a statement that may write (bulk or SQL text)."""
     if not state.is_select:
         state.session.info.pop(_KNOWN, None)
 
 
-@event.listens_for(Session, "after_transaction_end")
-def _forget_at_transaction_end(session, _transaction) -> None:
+def forget_tree(session, _transaction) -> None:
+    """after_transaction_end."""
     session.info.pop(_KNOWN, None)
 
 

@@ -20,7 +20,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import ColumnElement, Select, or_, select, true
 
-from .. import MAX_ID
+from ..routing import MAX_ID
 from ..errors import NotFound, PermissionDenied
 from ..extensions import db
 from .models import Institution, Role, User, ancestor_codes, in_lineage_order, institutions_known
@@ -165,17 +165,6 @@ def scoped(stmt: Select, model: type, user: User) -> Select:
 
 def institution_visible(user: User, institution: Institution) -> bool:
     return is_global(user) or institution.path.startswith(user.institution.path)
-
-
-def parse_id(raw: Any) -> int | None:
-    """The id a query parameter or form field names, or None if no record can have it: not
-    plain ASCII digits ("²" passes ``str.isdigit`` but not ``int``), 0, or beyond ``MAX_ID``
-    (PostgreSQL refuses such a number next to an INTEGER column: a 500 instead of "no such")."""
-    text = str(raw if raw is not None else "").strip()
-    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_ID)):
-        return None
-    value = int(text)
-    return value if 0 < value <= MAX_ID else None
 
 
 def get_scoped_or_404(model: type, ident: Any, user: User, options: tuple = ()):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import timedelta
-from typing import Any, Iterable
+from typing import Iterable
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -15,8 +15,8 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from ..audit.trail import record_event
-from ..errors import InvalidInput, WrongState
+from ..audit_trail import record_event
+from ..errors import InvalidInput
 from ..extensions import db
 from ..timeutil import utcnow
 from .models import LEVEL_ORDER, Institution, Level, Role, User, UserRole
@@ -48,8 +48,15 @@ def get_institution(code: str) -> Institution | None:
     return db.session.execute(select(Institution).where(Institution.code == code)).scalar_one_or_none()
 
 
-def create_institution(actor: User | None, code: str, name: str, level: str, parent_code: str | None = None,
-                       plugin: str | None = None) -> Institution:
+def get_user(username: str) -> User | None:
+    """The user of this user name, compared without case (as at sign-in)."""
+    return db.session.execute(select(User).where(func.lower(User.username) == (username or "").strip().lower())
+                              ).scalar_one_or_none()
+
+
+def create_institution(actor: User | None, code: str, name: str, level: str, parent_code: str | None = None) -> Institution:
+    """Add an institution under its parent. A provincial union starts on the baseline rules;
+    ``portal.rules.services.set_union_plugin`` enables its plugin."""
     code, name = (code or "").strip(), (name or "").strip()
     if not CODE_RE.match(code):
         raise InvalidInput(_("Institution code %(code)s: use 1–32 letters, digits or underscores.", code=code))
@@ -73,19 +80,13 @@ def create_institution(actor: User | None, code: str, name: str, level: str, par
             raise InvalidInput(_("Parent institution %(code)s does not exist.", code=parent_code))
         if LEVEL_ORDER.index(Level(parent.level)) >= LEVEL_ORDER.index(level_enum):
             raise InvalidInput(_("A %(level)s cannot sit under a %(parent)s.", level=level, parent=parent.level))
-    if plugin and level_enum is not Level.PROVINCE:
-        raise InvalidInput(_("Only a provincial union enables a rules plugin."))
-    if plugin:
-        from ..rules.manager import available_plugins
-        if plugin not in available_plugins():
-            raise InvalidInput(_("Unknown rules plugin %(name)s.", name=plugin))
     inst = Institution(code=code, name=name, level=level_enum.value, parent=parent,
                        path=(parent.path if parent else "/") + code + "/",
-                       rules_plugin=plugin or None, rules_settings={})
+                       rules_plugin=None, rules_settings={})
     db.session.add(inst)
     db.session.flush()
     record_event(actor, "institution.create", "institution", inst.code,
-                 {"name": name, "level": level, "parent": parent_code, "plugin": plugin},
+                 {"name": name, "level": level, "parent": parent_code},
                  institution_id=inst.id)
     return inst
 
@@ -133,8 +134,7 @@ def authenticate(username: str, password: str) -> tuple[User | None, str | None]
     """Check a sign-in. Returns (user, None) or (None, message). Counts failures and locks
     the account after the configured number, for the configured minutes."""
     generic = _("Wrong user name or password.")
-    user = db.session.execute(select(User).where(func.lower(User.username) == (username or "").strip().lower())
-                              ).scalar_one_or_none()
+    user = get_user(username)
     if user is None:
         verify_password(_DUMMY_HASH, password or "")  # same time whether or not the user exists
         return None, generic
@@ -180,64 +180,8 @@ def set_password(actor: User | None, user: User, password: str) -> None:
 
 
 def deactivate_user(actor: User | None, user: User) -> None:
-    from ..loans.models import Loan, LoanStatus
-    open_loans = db.session.execute(
-        select(func.count()).select_from(Loan).where(
-            Loan.officer_id == user.id,
-            Loan.status.in_([LoanStatus.ACTIVE.value, LoanStatus.OVERDUE.value]))).scalar_one()
-    if open_loans:
-        raise WrongState(_("%(name)s still manages %(n)d open loans; hand them over first.",
-                           name=user.display_name, n=open_loans))
+    """Deactivate the account and end its sessions. What the person still holds (loans to
+    manage) is the caller's to check first (``portal.postloan.handover.deactivate_officer``)."""
     user.is_active_flag = False
     user.session_token = secrets.token_hex(8)
     record_event(actor, "user.deactivate", "user", user.username, {}, institution_id=user.institution_id)
-
-
-def set_union_plugin(actor: User, province: Institution, plugin: str | None) -> None:
-    from ..rules.manager import available_plugins
-    from ..rules.service import registry
-    if province.level != Level.PROVINCE.value:
-        raise InvalidInput(_("Only a provincial union enables a rules plugin."))
-    if plugin and plugin not in available_plugins():
-        raise InvalidInput(_("Unknown rules plugin %(name)s.", name=plugin))
-    before = province.rules_plugin
-    new_specs = registry().specs_for(plugin or None)
-    # Keep only saved values the new plugin still knows.
-    province.rules_settings = {k: v for k, v in (province.rules_settings or {}).items() if k in new_specs}
-    province.rules_plugin = plugin or None
-    db.session.flush()
-    record_event(actor, "rules.enable_plugin", "institution", province.code,
-                 {"before": before, "after": plugin or None}, institution_id=province.id)
-
-
-def update_union_settings(actor: User, province: Institution, submitted: dict[str, Any]) -> dict[str, Any]:
-    """Validate every submitted value against the plugin's setting specs; all or nothing."""
-    from ..rules.manager import parse_setting
-    from ..rules.service import registry
-    specs = registry().specs_for(province.rules_plugin)
-    unknown = sorted(set(submitted) - set(specs))
-    if unknown:
-        raise InvalidInput(_("Unknown setting: %(names)s", names=", ".join(unknown)))
-    errors, parsed = [], {}
-    for name, raw in submitted.items():
-        try:
-            parsed[name] = parse_setting(specs[name], raw)
-        except InvalidInput as exc:
-            errors.append(exc.message)
-    if errors:
-        raise InvalidInput(errors[0], details=errors)
-    saved = dict(province.rules_settings or {})
-    changes = {}
-    for name, value in parsed.items():
-        if value == specs[name].default:
-            if name in saved:
-                changes[name] = [saved.pop(name), None]
-        elif saved.get(name) != value:
-            changes[name] = [saved.get(name), value]
-            saved[name] = value
-    # Only JSON-safe values are stored; decimals as text.
-    province.rules_settings = {k: (str(v) if not isinstance(v, (int, str, bool, list)) else v) for k, v in saved.items()}
-    db.session.flush()
-    if changes:
-        record_event(actor, "rules.update_settings", "institution", province.code, changes, institution_id=province.id)
-    return changes

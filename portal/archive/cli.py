@@ -10,8 +10,10 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from ..accounts.models import Institution, User
+from ..accounts.models import Institution
+from ..accounts.services import get_user
 from ..accounts.scope import institution_visible
+from ..clitools import fail
 from ..errors import XindangError
 from ..extensions import db
 from ..loans.models import Loan
@@ -23,11 +25,6 @@ from .storage import StoreUnavailable, current_store
 archive_cli = AppGroup("archive", help="The credit archive: ingest, verify, reminders, storage.")
 
 
-def _fail(message: str, code: int = 1) -> None:
-    click.secho(message, fg="red", err=True)
-    sys.exit(code)
-
-
 @archive_cli.command("ingest")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--loan", "contract_no", required=True, help="Contract number of the loan the files belong to.")
@@ -36,12 +33,12 @@ def _fail(message: str, code: int = 1) -> None:
 @click.option("--paper", is_flag=True, help="The paper originals are kept (they get shelf locations when archived).")
 def ingest(files: tuple[Path, ...], contract_no: str, doc_type: str, username: str, paper: bool) -> None:
     """Store scanned FILES in the credit file of the loan's borrower. Exit 1 if any was refused."""
-    user = db.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+    user = get_user(username)
     if user is None or not user.is_active_flag:
-        _fail(f"No active user {username}.")
+        fail(f"No active user {username}.")
     loan = db.session.execute(select(Loan).where(Loan.contract_no == contract_no)).scalar_one_or_none()
     if loan is None or not institution_visible(user, loan.branch):
-        _fail(f"No loan {contract_no} within {username}'s institution.")
+        fail(f"No loan {contract_no} within {username}'s institution.")
     refused = 0
     for path in files:
         try:
@@ -76,7 +73,7 @@ def verify(as_json: bool, institution_code: str | None, quiet: bool) -> None:
         institution = db.session.execute(select(Institution).where(Institution.code == institution_code)) \
             .scalar_one_or_none()
         if institution is None:
-            _fail(f"No institution {institution_code}.", 2)
+            fail(f"No institution {institution_code}.", 2)
     store = current_store()
     total = bytes_to_check(institution)
     try:
@@ -87,7 +84,7 @@ def verify(as_json: bool, institution_code: str | None, quiet: bool) -> None:
                                    show_pos=False, show_percent=True) as bar:
                 report = verify_archive(store, institution=institution, progress=bar.update)
     except StoreUnavailable as exc:
-        _fail(f"The object store cannot be reached: {exc.message}", 2)
+        fail(f"The object store cannot be reached: {exc.message}", 2)
     if as_json:
         click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:
@@ -121,5 +118,5 @@ def storage_check() -> None:
     try:
         click.echo(current_store().check())
     except StoreUnavailable as exc:
-        _fail(exc.message, 2)
+        fail(exc.message, 2)
     click.secho("The object store answers.", fg="green")

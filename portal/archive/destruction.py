@@ -20,7 +20,7 @@ from sqlalchemy import Select, select
 
 from ..accounts.models import Institution, User
 from ..accounts.scope import check, in_scope, institution_visible
-from ..audit.trail import record_event
+from ..audit_trail import record_event
 from ..errors import InvalidInput, PermissionDenied, WrongState
 from ..extensions import db
 from ..labels import label
@@ -31,7 +31,7 @@ from .holds import active_holds_for
 from .labels import doc_type_names, retention_label
 from .models import (DESTRUCTION_TRANSITIONS, DestructionItem, DestructionList, DestructionState, DocState,
                      Document, Lending, LendingState, Transfer, TransferItem, lending_item)
-from .services import (_changed, current_store, delete_after_commit, doc_ref, lock_for_update, not_found,
+from .services import (current_store, delete_after_commit, doc_ref, lock_for_update, not_found,
                        store_list_file)
 from .transfer import OPEN_STATES as OPEN_TRANSFER_STATES
 
@@ -309,7 +309,6 @@ def execute_destruction(actor: User, dl: DestructionList) -> DestructionList:
         record_event(actor, "archive.destroy", "archive_document", doc.id,
                      {"from": DocState.ARCHIVED.value, "to": DocState.DESTROYED.value, "list": dl.id,
                       "sha256": doc.sha256}, institution_id=doc.institution_id)
-        _changed(doc, "destroyed")
         delete_after_commit(db.session(), store, doc.object_key)
     db.session.flush()
     list_file = store_list_file(actor, dl.institution_id, "destruction_list",

@@ -11,7 +11,7 @@ from sqlalchemy import or_, select
 
 from ..accounts.models import User
 from ..accounts.scope import check, institution_visible
-from ..audit.trail import record_event
+from ..audit_trail import record_event
 from ..errors import InvalidInput, WrongState
 from ..extensions import db
 from ..loans.models import Loan

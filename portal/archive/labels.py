@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
-from ..labels import register_labels
 
 ARCHIVE_LABELS: dict[str, dict[str, object]] = {
     "doc_state": {"collected": _l("Collected"), "sorted": _l("Sorted"), "filed": _l("Filed"),
@@ -27,15 +26,11 @@ ARCHIVE_LABELS: dict[str, dict[str, object]] = {
 }
 
 
-def register() -> None:
-    for kind, mapping in ARCHIVE_LABELS.items():
-        register_labels(kind, mapping)
-
 
 def doc_type_names(institution, *, chinese: bool = False) -> dict[str, str]:
     """Every document type of the institution's union: code → name in the user's language, or
     always the Chinese name (for the lists kept as records)."""
-    from ..rules.service import rules_for
+    from ..rules.lookup import rules_for
 
     locale = get_locale()
     english = not chinese and locale is not None and locale.language == "en"

@@ -12,11 +12,11 @@ from sqlalchemy import Select, select
 
 from ..accounts.models import User
 from ..accounts.scope import can, check, in_scope, institution_visible
-from ..audit.trail import record_event
+from ..audit_trail import record_event
 from ..errors import InvalidInput, PermissionDenied, WrongState
 from ..extensions import db
 from ..labels import label
-from ..rules.service import rules_for
+from ..rules.lookup import rules_for
 from ..timeutil import CST, local_today, utcnow
 from .models import LENDING_TRANSITIONS, DocState, Document, Lending, LendingState, Volume, lending_item
 from .services import doc_ref, lock_for_update, not_found

@@ -13,7 +13,7 @@ import enum
 from datetime import date, datetime
 
 from sqlalchemy import (JSON, BigInteger, Boolean, Column, ForeignKey, Integer, String, Table, Text,
-                        UniqueConstraint, event, inspect)
+                        UniqueConstraint, inspect)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..accounts.models import Institution, User
@@ -134,8 +134,7 @@ class Document(db.Model):
 SEALED_COLUMNS = ("sha256", "object_key", "size_bytes", "media_type", "doc_type", "loan_id", "archive_number")
 
 
-@event.listens_for(Document, "before_update")
-def _refuse_changing_sealed_content(mapper, connection, target: Document) -> None:
+def refuse_changing_sealed_content(mapper, connection, target: Document) -> None:
     """Whatever code runs, an archived document's content and identity stay as they were sealed."""
     state = inspect(target)
     history = state.attrs.state.history

@@ -24,15 +24,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..accounts.models import Institution, User
 from ..accounts.scope import can, check, in_scope, institution_visible
-from ..audit.trail import record_event
+from ..audit_trail import record_event
 from ..errors import InvalidInput, NotFound, PermissionDenied, WrongState, XindangError
 from ..extensions import db
 from ..labels import label
 from ..loans.models import Borrower, Loan
-from ..rules.service import rules_for
+from ..rules.lookup import rules_for
 from ..rules.types import ArchiveNumberParts
 from ..timeutil import local_today, utcnow
-from . import document_changed
 from .models import (DOCUMENT_TRANSITIONS, EDITABLE_STATES, LIVE_STATES, ArchiveCounter, DocState, Document,
                      DocumentAccess, Lending, LendingState, ListFile, Volume, lending_item)
 from .sniffing import ACCEPTED, claimed_kind, count_pages, sanitise_filename, sniff
@@ -79,10 +78,6 @@ def lock_for_update(obj) -> None:
         db.session.refresh(obj)
     else:
         db.session.refresh(obj, with_for_update=True)
-
-
-def _changed(doc: Document, action: str) -> None:
-    document_changed.send(current_app._get_current_object(), document=doc, action=action)
 
 
 def max_file_bytes() -> int:
@@ -235,7 +230,6 @@ def collect_document(actor: User | None, *, borrower: Borrower, loan: Loan | Non
                       "name": name, "sha256": stored.sha256, "size": stored.size, "source": source,
                       "version_of": version_of.id if version_of else None},
                      institution_id=doc.institution_id)
-        _changed(doc, "collected")
     except BaseException:
         untrack_new_object(session, stored.key)
         try:
@@ -281,7 +275,6 @@ def _transition(actor: User | None, doc: Document, new_state: str, action: str, 
     db.session.flush()
     record_event(actor, action, "archive_document", doc.id, {"from": old, "to": new_state, **(summary or {})},
                  institution_id=doc.institution_id)
-    _changed(doc, action.rsplit(".", 1)[-1])
 
 
 def _managed(actor: User, doc: Document) -> None:
@@ -397,7 +390,6 @@ def set_shelf_location(actor: User, doc: Document, location: str) -> Document:
     db.session.flush()
     record_event(actor, "archive.shelve", "archive_document", doc.id, {"from": old, "to": location},
                  institution_id=doc.institution_id)
-    _changed(doc, "shelved")
     return doc
 
 

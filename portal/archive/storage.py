@@ -33,7 +33,6 @@ from urllib.parse import quote
 from flask import current_app, url_for
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from ..errors import ServiceUnavailable
@@ -475,15 +474,13 @@ def _delete_quietly(store: ObjectStore, key: str, why: str) -> None:
         log.exception("could not delete object %s (%s); `flask archive verify` will list it", key, why)
 
 
-@event.listens_for(Session, "after_commit")
-def _objects_after_commit(session: Session) -> None:
+def settle_objects_after_commit(session: Session) -> None:
     session.info.pop(_WRITTEN, None)  # their rows are committed: the objects are claimed
     for store, key in session.info.pop(_DOOMED, []):
         _delete_quietly(store, key, "row destroyed")
 
 
-@event.listens_for(Session, "after_transaction_end")
-def _objects_after_transaction_end(session: Session, transaction) -> None:
+def remove_unclaimed_objects(session: Session, transaction) -> None:
     if transaction.parent is not None:
         return
     # Reached only when the outermost transaction ended without committing (after_commit

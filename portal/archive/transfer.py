@@ -12,7 +12,7 @@ from sqlalchemy import Select, or_, select
 
 from ..accounts.models import Institution, User
 from ..accounts.scope import check, in_scope, institution_visible
-from ..audit.trail import record_event
+from ..audit_trail import record_event
 from ..errors import InvalidInput, PermissionDenied, WrongState
 from ..extensions import db
 from ..labels import label
@@ -21,7 +21,7 @@ from ..timeutil import utcnow
 from .labels import doc_type_names
 from .models import (LIVE_STATES, TRANSFER_TRANSITIONS, DocState, Document, Lending, LendingState, Transfer,
                      TransferItem, TransferState, Volume, lending_item)
-from .services import _changed, doc_ref, not_found, store_list_file
+from .services import doc_ref, not_found, store_list_file
 
 OPEN_STATES = (TransferState.DRAFT.value, TransferState.SENT.value)
 
@@ -130,8 +130,6 @@ def receive_transfer(actor: User, transfer: Transfer) -> Transfer:
     for volume in volumes:
         volume.institution_id = transfer.to_institution_id
     db.session.flush()
-    for item in transfer.items:
-        _changed(item.document, "transferred")
     pdf = handover_list_pdf(transfer)
     list_file = store_list_file(actor, transfer.institution_id, "handover_list",
                                 f"移交清册 #{transfer.id} {transfer.institution.name} → {transfer.to_institution.name}",

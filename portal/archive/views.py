@@ -15,15 +15,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from ..accounts.models import Institution
-from ..accounts.scope import (can, check, get_scoped_or_404, in_scope, institution_visible, parse_id, require,
+from ..accounts.scope import (can, check, get_scoped_or_404, in_scope, institution_visible, require,
                               visible_institutions)
-from ..audit.models import AuditEvent
+from ..audit_trail import AuditEvent
 from ..errors import InvalidInput, NotFound, XindangError
 from ..extensions import db
 from ..labels import label
 from ..loans.models import Borrower, Loan
 from ..reports.pdf import render_pdf
-from ..rules.service import rules_for
+from ..routing import parse_id
+from ..rules.lookup import rules_for
 from ..rules.types import STAGES
 from ..timeutil import local_today
 from . import destruction as destruction_svc

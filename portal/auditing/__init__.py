@@ -12,6 +12,6 @@ archive inspections, dashboards and report exports.
   functions as the pages.
 - ``views``, ``forms``, ``cli``: pages under ``/audit`` and ``flask audit …``.
 
-The audit trail itself (``audit_event``) is ``portal.audit``; nothing here writes to other
+The audit trail itself (``audit_event``) is ``portal.audit_trail``; nothing here writes to other
 packages' tables except through their services.
 """

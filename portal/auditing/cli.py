@@ -1,6 +1,6 @@
-"""``flask audit completeness``, ``flask audit fixity``, ``flask audit inspections``: the audit
-workspace on the command line, in the existing ``flask audit`` group (``attach``). They call the
-same functions as the pages and commit once.
+"""``flask audit …``: the audit trail's check (``verify-log``) and the audit workspace on the
+command line (``completeness``, ``fixity``, ``inspections``). They call the same functions as
+the pages and commit once.
 
 ``flask audit completeness`` is also what keeps the completeness trend: each run writes the
 day's snapshot of every branch it audited (run it daily from cron, without ``--institution`` for
@@ -13,12 +13,14 @@ import sys
 from pathlib import Path
 
 import click
-from flask.cli import AppGroup, with_appcontext
+from flask.cli import AppGroup
 from sqlalchemy import select
 
 from ..accounts.models import Institution, Level
 from ..archive.labels import doc_type_names
 from ..archive.storage import StoreUnavailable
+from ..clitools import fail
+from ..audit_trail import verify_log
 from ..extensions import db
 from ..timeutil import local_today
 from . import exports
@@ -28,15 +30,13 @@ from .dashboards import completeness_trend_chart
 from .inspections import archive_inspection_schedule
 
 
-def _fail(message: str, code: int = 2) -> None:
-    click.secho(message, fg="red", err=True)
-    sys.exit(code)
+audit_cli = AppGroup("audit", help="Audit trail and audits.")
 
 
 def _institution(code: str) -> Institution:
     inst = db.session.execute(select(Institution).where(Institution.code == code)).scalar_one_or_none()
     if inst is None:
-        _fail(f"No institution {code}.")
+        fail(f"No institution {code}.", 2)
     return inst
 
 
@@ -44,7 +44,7 @@ def _rate(value) -> str:
     return "—" if value is None else f"{value}%"
 
 
-@click.command("completeness")
+@audit_cli.command("completeness")
 @click.option("--institution", "institution_code", help="Code of the union, county or branch (default: every union).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (with every missing document).")
 @click.option("--pdf", "pdf_path", type=click.Path(dir_okay=False, writable=True, path_type=Path),
@@ -52,7 +52,6 @@ def _rate(value) -> str:
 @click.option("--xlsx", "xlsx_path", type=click.Path(dir_okay=False, writable=True, path_type=Path),
               help="Also write the completeness report as Excel.")
 @click.option("--no-snapshot", is_flag=True, help="Do not keep today's snapshot of the branches audited.")
-@with_appcontext
 def completeness_command(institution_code: str | None, as_json: bool, pdf_path: Path | None, xlsx_path: Path | None,
                          no_snapshot: bool) -> None:
     """Audit the completeness of every loan's credit file; print the totals per institution."""
@@ -62,7 +61,7 @@ def completeness_command(institution_code: str | None, as_json: bool, pdf_path: 
         roots = list(db.session.execute(select(Institution).where(Institution.level == Level.PROVINCE.value)
                                         .order_by(Institution.code)).scalars())
     if (pdf_path or xlsx_path) and len(roots) != 1:
-        _fail("--pdf and --xlsx need --institution.")
+        fail("--pdf and --xlsx need --institution.", 2)
     results = []
     for root in roots:
         audit = audit_completeness(root)
@@ -95,11 +94,10 @@ def completeness_command(institution_code: str | None, as_json: bool, pdf_path: 
             click.echo(f"written {path}")
 
 
-@click.command("fixity")
+@audit_cli.command("fixity")
 @click.option("--institution", "institution_code", required=True, help="Code of the institution whose files to look at.")
 @click.option("--verify", is_flag=True, help="Re-hash the institution's files first (flask archive verify --institution).")
 @click.option("--json", "as_json", is_flag=True)
-@with_appcontext
 def fixity_command(institution_code: str, verify: bool, as_json: bool) -> None:
     """The auditor's fixity view: objects whose last check failed, and how long ago the others
     were verified. Exit 1 when an object is failing."""
@@ -108,7 +106,7 @@ def fixity_command(institution_code: str, verify: bool, as_json: bool) -> None:
         try:
             run, report = fixity_svc.verify_institution(None, inst, in_request=False)
         except StoreUnavailable as exc:
-            _fail(f"The object store cannot be reached: {exc.message}")
+            fail(f"The object store cannot be reached: {exc.message}", 2)
         db.session.commit()
         if not as_json:
             click.echo(f"run #{run.id}: {report.objects_checked} objects, {report.bytes_checked} bytes re-hashed")
@@ -137,11 +135,10 @@ def fixity_command(institution_code: str, verify: bool, as_json: bool) -> None:
         sys.exit(1)
 
 
-@click.command("inspections")
+@audit_cli.command("inspections")
 @click.option("--institution", "institution_code", required=True)
 @click.option("--overdue", is_flag=True, help="Only the overdue ones; exit 1 if there are any.")
 @click.option("--json", "as_json", is_flag=True)
-@with_appcontext
 def inspections_command(institution_code: str, overdue: bool, as_json: bool) -> None:
     """The archive inspections the union's rules require of the institution's branches."""
     inst = _institution(institution_code)
@@ -164,7 +161,19 @@ def inspections_command(institution_code: str, overdue: bool, as_json: bool) -> 
         sys.exit(1)
 
 
-def attach(group: AppGroup) -> None:
-    """Add the commands to ``flask audit`` (portal/cli.py's ``audit_cli``)."""
-    for command in (completeness_command, fixity_command, inspections_command):
-        group.add_command(command)
+@audit_cli.command("verify-log")
+@click.option("--json", "as_json", is_flag=True)
+def verify_log_command(as_json: bool) -> None:
+    """Recompute the audit trail's hash chain; exit 1 on any break."""
+    count, problems = verify_log()
+    if as_json:
+        click.echo(json.dumps({"events": count, "ok": not problems,
+                               "problems": [p.as_dict() for p in problems]}, ensure_ascii=False, indent=2))
+    else:
+        click.echo(f"{count} events checked.")
+        for p in problems:
+            click.secho(f"  seq {p.seq} (event {p.event_id}): {p.problem}", fg="red")
+        if not problems:
+            click.secho("Audit log intact.", fg="green")
+    if problems:
+        sys.exit(1)

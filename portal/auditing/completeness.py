@@ -46,7 +46,7 @@ from ..extensions import db
 from ..loans.models import Borrower, Loan, LoanStatus
 from ..postloan.models import WriteOff, WriteOffStatus
 from ..rules.manager import UnionRules
-from ..rules.service import rules_for
+from ..rules.lookup import rules_for
 from ..rules.types import STAGES, LoanFacts
 from ..timeutil import local_today, to_local, utcnow
 from .models import CompletenessSnapshot

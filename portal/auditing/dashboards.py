@@ -10,10 +10,12 @@ the lending queries (``portal.archive.lending``), the archive inspection schedul
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from typing import Callable
 
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from markupsafe import Markup
 from sqlalchemy import case, func, select
@@ -22,6 +24,7 @@ from ..accounts.models import Institution, User
 from ..accounts.scope import can, in_scope
 from ..archive import lending as lending_svc
 from ..archive.models import Lending, LendingState
+from .. import kept
 from ..extensions import db
 from ..labels import label, yuan
 from ..loans.models import RISK_ORDER, Loan
@@ -29,9 +32,9 @@ from ..loans.services import bucket_condition
 from ..postloan.collection import migration_report
 from ..postloan.common import OPEN_LOAN_STATUSES, week_end
 from ..postloan.models import INSPECTION_TODO, Inspection
-from ..rules.service import rules_for
+from ..rules.lookup import rules_for
 from ..timeutil import local_today
-from . import charts, panel_cache
+from . import charts
 from .completeness import CompletenessAudit, audit_completeness, completeness_trend, percent, subtree_ids
 from .fixity import last_run_summary
 from .inspections import archive_inspection_schedule
@@ -317,11 +320,38 @@ def build_dashboard(user: User, institution: Institution, *, as_of: date | None 
                     keys: list[str] | None = None, cached: bool = False) -> list[Panel]:
     """The user's panels over ``institution`` (which the caller checked the user may see).
 
-    ``cached``: take panels still valid from the panel cache (``panel_cache``; such a panel
+    ``cached``: take panels still valid from those kept (``portal/kept.py``; such a panel
     carries ``figures_at``). A panel depends on the institution only, not on who asks: every
     query is limited to ``institution``'s subtree, which lies within the user's scope."""
     ctx = DashboardContext(user, institution, as_of or local_today())
     keys = keys if keys is not None else panels_for(user, home=home)
     if cached:
-        return panel_cache.panels(institution, keys, ctx.as_of, lambda key: PANELS[key][0](ctx))
+        return kept_panels(institution, keys, ctx.as_of, lambda key: PANELS[key][0](ctx))
     return [PANELS[key][0](ctx) for key in keys]
+
+
+# --- panels kept between views (portal/kept.py) -------------------------------------------------
+
+def encode_panel(panel: Panel) -> str:
+    """The panel as JSON, keeping the types of its cells (a rate stays a Decimal, a date a date)."""
+    data = {f.name: getattr(panel, f.name) for f in fields(panel) if f.name != "figures_at"}
+    data["svg"] = None if panel.svg is None else str(panel.svg)
+    data["headers"] = [kept.encode_value(h) for h in panel.headers]
+    data["rows"] = [[kept.encode_value(v) for v in row] for row in panel.rows]
+    data["title"], data["note"] = str(panel.title), str(panel.note)
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_panel(text: str, figures_at: datetime | None = None) -> Panel:
+    data = json.loads(text)
+    data["svg"] = None if data["svg"] is None else Markup(data["svg"])
+    data["headers"] = [kept.decode_value(h) for h in data["headers"]]
+    data["rows"] = [[kept.decode_value(v) for v in row] for row in data["rows"]]
+    return Panel(**data, figures_at=figures_at)
+
+
+def kept_panels(institution: Institution, keys: list[str], as_of: date, build: Callable[[str], Panel]) -> list[Panel]:
+    """The panels ``keys`` of ``institution`` on ``as_of``: kept ones where still valid (with
+    ``figures_at`` set), otherwise built by ``build(key)`` (and kept). Only today's are kept."""
+    found = kept.kept(institution, keys, str(get_locale() or ""), as_of, build, encode_panel)
+    return [decode_panel(value, at) if at is not None else value for value, at in found]

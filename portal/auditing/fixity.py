@@ -20,7 +20,7 @@ from ..accounts.scope import check, institution_visible
 from ..archive.fixity import FixityReport, bytes_to_check, verify_archive
 from ..archive.models import LIVE_STATES, Document, FixityRun, ListFile
 from ..archive.storage import current_store
-from ..audit.trail import record_event
+from ..audit_trail import record_event
 from ..errors import InvalidInput, NotFound
 from ..extensions import db
 from ..timeutil import utcnow

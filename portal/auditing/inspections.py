@@ -26,14 +26,13 @@ from sqlalchemy.orm import selectinload
 
 from ..accounts.models import Institution, User
 from ..accounts.scope import check, in_scope, institution_visible
-from ..audit.trail import record_event
+from ..audit_trail import record_event
 from ..errors import InvalidInput, NotFound, PermissionDenied, WrongState
 from ..extensions import db
 from ..labels import label
 from ..loans.models import Borrower, Loan
-from ..rules.defaults import add_months
-from ..rules.service import rules_for
-from ..timeutil import local_today, to_local, utcnow
+from ..rules.lookup import rules_for
+from ..timeutil import add_months, local_today, to_local, utcnow
 from .models import ArchiveInspection, ArchiveInspectionFile, Conclusion, FileResult, InspectionState
 
 SAMPLE_DEFAULT = 10

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 
-from ..labels import register_labels
 
 AUDITING_LABELS: dict[str, dict[str, object]] = {
     "archive_inspection_state": {"draft": _l("Being recorded"), "completed": _l("Completed"),
@@ -18,7 +17,3 @@ AUDITING_LABELS: dict[str, dict[str, object]] = {
                "migration": _l("Overdue migration")},
 }
 
-
-def register() -> None:
-    for kind, mapping in AUDITING_LABELS.items():
-        register_labels(kind, mapping)

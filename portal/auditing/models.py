@@ -118,31 +118,3 @@ class ArchiveInspectionFile(db.Model):
 # index answers that from the index alone (tens of times faster than visiting 500,000 rows).
 # It belongs to the archive's table but exists for the audit, so it is declared here.
 Index("ix_audit_document_loan_state_type", Document.loan_id, Document.state, Document.doc_type)
-
-
-class DataVersion(db.Model):
-    """How often the data of one institution has changed: a counter raised in the same
-    transaction as the change (``portal.auditing.panel_cache``). Row 0 stands for changes that
-    belong to no one institution (or to all). Cached dashboard panels are valid only while the
-    counters of their institution's subtree, its ancestors and row 0 are as they were."""
-
-    __tablename__ = "data_version"
-
-    institution_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-    version: Mapped[int] = mapped_column(default=0)
-    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-class PanelCacheEntry(db.Model):
-    """One dashboard panel as last computed for an institution, a date and a language, with
-    the data versions it was computed from (``fingerprint``)."""
-
-    __tablename__ = "audit_panel_cache"
-
-    institution_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-    panel: Mapped[str] = mapped_column(String(40), primary_key=True)
-    locale: Mapped[str] = mapped_column(String(16), primary_key=True)
-    as_of: Mapped[date] = mapped_column()
-    fingerprint: Mapped[str] = mapped_column(String(80))
-    computed_at: Mapped[datetime] = mapped_column()
-    content: Mapped[str] = mapped_column(Text)

@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from ..accounts.models import Institution
-from ..accounts.scope import (can, check, get_scoped_or_404, institution_visible, is_global, parse_id,
-                              require, visible_institutions)
+from ..accounts.scope import (can, check, get_scoped_or_404, institution_visible, is_global, require,
+                              visible_institutions)
 from ..archive import destruction as destruction_svc
 from ..archive import lending as lending_svc
 from ..archive.labels import doc_type_names
@@ -25,12 +25,12 @@ from ..errors import InvalidInput, NotFound
 from ..extensions import db
 from ..loans.models import Loan
 from ..postloan.collection import migration_report
+from ..routing import parse_id
 from ..reports.pdf import render_pdf
 from ..timeutil import local_today
 from . import exports
 from . import fixity as fixity_svc
 from . import inspections as insp_svc
-from . import labels
 from . import models  # noqa: F401 - the tables must be known to db.create_all
 from .completeness import audit_completeness, subtree_ids
 from .dashboards import build_dashboard, completeness_trend_chart, default_migration_period, panels_for
@@ -41,11 +41,6 @@ bp = Blueprint("auditing", __name__, url_prefix="/audit")
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 LOANS_PER_PAGE = 100
-
-
-@bp.record_once
-def _setup(_state) -> None:
-    labels.register()
 
 
 @bp.app_context_processor

@@ -53,7 +53,7 @@ MANIFEST = "manifest.json"
 BATCH = 1000
 CHUNK = 1024 * 1024
 # alembic_version: the schema revision is recorded in the manifest instead. The dashboards' data
-# versions and panel cache are derived (portal/auditing/panel_cache.py): a restored deployment
+# versions and panel cache are derived (portal/kept.py): a restored deployment
 # starts with an empty cache and builds its panels again.
 SKIPPED_TABLES = {"alembic_version", "data_version", "audit_panel_cache"}
 OBJECT_KEY_RE = re.compile(r"^\d{4}/\d{2}/[0-9a-f]{32}$")

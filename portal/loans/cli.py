@@ -8,9 +8,8 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 from flask_babel import gettext as _
-from sqlalchemy import func, select
 
-from ..accounts.models import User
+from ..accounts.services import get_user
 from ..errors import XindangError
 from ..extensions import db
 from .importing import ImportReport, import_loans
@@ -34,8 +33,7 @@ def import_command(file: Path, as_json: bool, username: str | None, dry_run: boo
     """
     actor = None
     if username:
-        actor = db.session.execute(
-            select(User).where(func.lower(User.username) == username.strip().lower())).scalar_one_or_none()
+        actor = get_user(username)
         if actor is None or not actor.is_active_flag:
             click.secho(_("There is no active user %(name)s.", name=username), fg="red", err=True)
             sys.exit(2)

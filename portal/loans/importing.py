@@ -42,7 +42,7 @@ from wtforms import BooleanField, SubmitField
 
 from ..accounts.models import Institution, Level, User
 from ..accounts.scope import LENDING_STAFF, check, is_global
-from ..audit.trail import record_event
+from ..audit_trail import record_event
 from ..extensions import db
 from ..labels import label, yuan
 from ..timeutil import local_today

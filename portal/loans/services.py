@@ -6,11 +6,13 @@ from datetime import date, datetime
 
 from sqlalchemy import Select, and_, func, or_, select
 
+from .. import kept
 from ..accounts.models import Institution, User
-from ..accounts.scope import scoped
+from ..accounts.scope import is_global, scoped
 from ..extensions import db
 from ..rules.manager import UnionRules
 from ..rules.types import LoanFacts
+from ..timeutil import local_today
 from .models import Borrower, Loan, LoanStatus
 
 OPEN_STATES = (LoanStatus.ACTIVE.value, LoanStatus.OVERDUE.value)
@@ -110,29 +112,22 @@ def loan_summary(user: User) -> dict:
 
 
 def kept_loan_summary(user: User) -> tuple[dict, datetime | None]:
-    """``loan_summary`` kept like a dashboard panel (``auditing.panel_cache``: rebuilt after any
+    """``loan_summary`` kept like a dashboard panel (``portal/kept.py``: rebuilt after any
     change in the institution's subtree, or after its age bound): ``(summary, None)`` when just
     built, ``(summary, built at)`` when kept. The summary of a county's or the union's loans
     reads every one of them (0.1–0.3 s on SQLite, bench/load.md); the home page shows it with
     its time, and the loan list takes its total from it when kept (``kept_loan_count``). A
     global user's is built each time."""
-    from ..accounts.scope import is_global
-    from ..auditing import panel_cache
-    from ..timeutil import local_today
-
     if is_global(user):
         return loan_summary(user), None
-    return panel_cache.figures(user.institution, "home_loan_summary", local_today(), lambda: loan_summary(user))
+    return kept.figures(user.institution, "home_loan_summary", local_today(), lambda: loan_summary(user))
 
 
 def kept_loan_count(user: User) -> int | None:
     """The number of loans in the user's scope from the kept summary, or None when none is
     kept and valid (then a count is cheaper than building the summary)."""
-    from ..auditing import panel_cache
-    from ..timeutil import local_today
-
-    kept = panel_cache.kept_figures(user.institution, "home_loan_summary", local_today())
-    return sum(kept["by_status"].values()) if kept is not None else None
+    summary = kept.kept_figures(user.institution, "home_loan_summary", local_today())
+    return sum(summary["by_status"].values()) if summary is not None else None
 
 
 def page_of(stmt: Select, page: int, per_page: int, total: int | None = None):

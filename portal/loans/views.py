@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template, request
-from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from ..accounts.models import Institution, Level, Role, User, UserRole
-from ..accounts.scope import can, get_scoped_or_404, in_scope, is_global, parse_id, require, visible_institutions
+from ..accounts.models import Level, Role, User, UserRole
+from ..accounts.scope import can, get_scoped_or_404, in_scope, is_global, require, visible_institutions
+from ..routing import parse_id
 from ..extensions import db
 from ..labels import choices
-from ..rules.service import rules_for
+from ..rules.lookup import rules_for
 from ..timeutil import local_today
 from .models import RISK_ORDER, Borrower, Loan, LoanStatus
 from .services import LoanFilters, kept_loan_count, loan_facts, loan_list_query, page_of

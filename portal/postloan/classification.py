@@ -15,15 +15,16 @@ from sqlalchemy.orm import joinedload
 
 from ..accounts.models import User
 from ..accounts.scope import scoped
-from ..audit.trail import record_event
+from ..audit_trail import record_event
 from ..errors import InvalidInput, WrongState
 from ..extensions import db
 from ..labels import label
 from ..loans.models import RISK_ORDER, Loan
 from ..loans.services import loan_facts
+from ..rules.lookup import rules_for
 from ..rules.manager import UnionRules
 from ..timeutil import local_today, utcnow
-from .common import require_open, risk_index, rules_of
+from .common import require_open, risk_index
 from .models import ClassificationReview, ReviewStatus
 from .state import Changes, LoanState
 
@@ -75,7 +76,7 @@ def start_review(actor: User, loan: Loan) -> ClassificationReview:
     """Open (or refresh) a review now, e.g. after an inspection found a problem."""
     require_open(loan)
     today = local_today()
-    suggestion = rules_of(loan).classify_risk(loan_facts(loan), today)
+    suggestion = rules_for(loan).classify_risk(loan_facts(loan), today)
     review = db.session.execute(select(ClassificationReview).where(
         ClassificationReview.loan_id == loan.id,
         ClassificationReview.status == ReviewStatus.PENDING.value)).scalars().first()
@@ -102,7 +103,7 @@ def confirm_classification(actor: User, review: ClassificationReview, decided: s
         raise InvalidInput(_("Unknown risk class %(c)s.", c=decided))
     today = local_today()
     # Decide against today's rules, not what they said when the review was opened.
-    suggestion = rules_of(loan).classify_risk(loan_facts(loan), today)
+    suggestion = rules_for(loan).classify_risk(loan_facts(loan), today)
     _fill(review, suggestion, loan, today)
     reason = (reason or "").strip()[:MAX_REASON]
     if risk_index(decided) < risk_index(suggestion.floor):

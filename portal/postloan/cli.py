@@ -7,9 +7,8 @@ from datetime import date
 
 import click
 from flask.cli import AppGroup
-from sqlalchemy import func, select
 
-from ..accounts.models import User
+from ..accounts.services import get_user
 from ..extensions import db
 from ..labels import label
 from ..timeutil import local_today
@@ -55,7 +54,7 @@ def due_command(username: str, as_of: str | None, as_json: bool) -> None:
     """Print what the user has overdue and due: inspections, sign-offs, escalated reports,
     collection, notices, classification reviews and handovers to confirm."""
     from .daily import due_as_dict, due_for_user
-    user = db.session.execute(select(User).where(func.lower(User.username) == username.strip().lower())).scalar_one_or_none()
+    user = get_user(username)
     if user is None:
         click.secho(f"No user {username!r}.", fg="red", err=True)
         sys.exit(1)

@@ -9,13 +9,14 @@ from sqlalchemy import select, update
 
 from ..accounts.models import User
 from ..accounts.scope import scoped
-from ..audit.trail import record_event
+from ..audit_trail import record_event
 from ..errors import InvalidInput, WrongState
 from ..extensions import db
 from ..loans.models import Loan, LoanStatus
 from ..loans.services import loan_facts
+from ..rules.lookup import rules_for
 from ..timeutil import local_today, utcnow
-from .common import CLOSED_LOAN_STATUSES, describe_roles, named_by, require_named, require_open, rules_of
+from .common import CLOSED_LOAN_STATUSES, describe_roles, named_by, require_named, require_open
 from .files import file_into_credit_file, keep_and_file, keep_file, read_upload, safe_filename
 from .models import (INSPECTION_TODO, WARNING_ACTIVE, ClassificationReview, CollectionTask, Inspection,
                      InspectionStatus, LoanCondition, LoanEvaluation, LoanNotice, PostloanFile, ReviewStatus,
@@ -79,7 +80,7 @@ def settle_loan(actor: User, loan: Loan, settled_on: date, note: str = "") -> Po
     db.session.flush()
     changes = Changes()
     close_open_items([loan], today, changes)
-    rules = rules_of(loan)
+    rules = rules_for(loan)
     doc = rules.document_type("settlement_certificate")
     from ..reports.pdf import render_pdf
     data = render_pdf("reports/postloan_settlement.html", title=doc.name_zh if doc else _("Settlement certificate"),
@@ -95,7 +96,7 @@ def settle_loan(actor: User, loan: Loan, settled_on: date, note: str = "") -> Po
 # --- write-off ----------------------------------------------------------------------------
 
 def write_off_roles(loan: Loan):
-    return rules_of(loan).responsibility_roles(loan_facts(loan)).write_off_approval
+    return rules_for(loan).responsibility_roles(loan_facts(loan)).write_off_approval
 
 
 def request_write_off(actor: User, loan: Loan, reason: str, evidence: list) -> WriteOff:
@@ -161,7 +162,7 @@ def decide_write_off(actor: User, write_off: WriteOff, approve: bool, note: str)
     loan.status = LoanStatus.WRITTEN_OFF.value
     db.session.flush()
     close_open_items([loan], local_today(), Changes())
-    rules = rules_of(loan)
+    rules = rules_for(loan)
     from ..reports.pdf import render_pdf
     evidence = write_off_files(write_off)
     for doc_type in ("write_off_application", "write_off_approval"):
@@ -210,7 +211,7 @@ def submit_evaluation(actor: User, loan: Loan, *, outcome: str, management: str,
                                 evaluated_on=local_today())
     db.session.add(evaluation)
     db.session.flush()
-    rules = rules_of(loan)
+    rules = rules_for(loan)
     doc = rules.document_type("evaluation")
     from ..reports.pdf import render_pdf
     from .handover import officer_history

@@ -16,13 +16,14 @@ from sqlalchemy.orm import aliased, joinedload
 
 from ..accounts.models import Institution, User
 from ..accounts.scope import scoped, subtree_ids
-from ..audit.trail import record_event
+from ..audit_trail import record_event
 from ..errors import InvalidInput, WrongState
 from ..extensions import db
 from ..loans.models import Loan, LoanStatus
+from ..rules.lookup import rules_for
 from ..rules.manager import UnionRules
 from ..timeutil import local_today
-from .common import parse_date, parse_yuan, require_open, rules_of
+from .common import parse_date, parse_yuan, require_open
 from .files import keep_and_file, safe_filename
 from .models import BucketSnapshot, CollectionTask, ContactLog, LoanNotice
 from .state import Changes, LoanState
@@ -171,13 +172,9 @@ def collection_list(user: User, as_of: date, *, officer_id: int | None) -> list[
         for notice in db.session.execute(select(LoanNotice).where(LoanNotice.loan_id.in_(loan_ids),
                                                                   LoanNotice.status == "pending")).scalars():
             notices.setdefault(notice.loan_id, []).append(notice)
-    rules_cache: dict[str, UnionRules] = {}
     rows = []
     for task in tasks:
-        code = task.loan.branch.province_code
-        if code not in rules_cache:
-            rules_cache[code] = rules_of(task.loan)
-        rows.append(CollectionRow(task, task.loan, rules_cache[code].bucket_of(task.loan.days_past_due),
+        rows.append(CollectionRow(task, task.loan, rules_for(task.loan).bucket_of(task.loan.days_past_due),
                                   last.get(task.loan_id), notices.get(task.loan_id, [])))
     rows.sort(key=lambda r: (-r.loan.days_past_due, -r.loan.interest_arrears_fen, r.loan.contract_no))
     return rows
@@ -200,7 +197,7 @@ def issue_notice(actor: User, notice: LoanNotice) -> LoanNotice:
         raise WrongState(_("This notice has already been issued or cancelled."))
     loan = notice.loan
     require_open(loan)
-    rules = rules_of(loan)
+    rules = rules_for(loan)
     doc_type = f"{notice.kind}_notice"
     doc = rules.document_type(doc_type)
     from ..reports.pdf import render_pdf
@@ -264,7 +261,7 @@ def migration_report(user: User, institution: Institution, start: date, end: dat
     loans of ``institution``'s subtree that the user may see."""
     if end <= start:
         raise InvalidInput(_("The end date must be after the start date."))
-    rules = rules_of_institution(institution)
+    rules = rules_for(institution)
     buckets = rules.bucket_labels()
     report = MigrationReport(institution, start, end, None, None, buckets,
                              [code for code, _label in buckets] + ["settled", "written_off"])
@@ -297,7 +294,3 @@ def migration_report(user: User, institution: Institution, start: date, end: dat
     report.new_loans = (new[0], int(new[1]))
     return report
 
-
-def rules_of_institution(institution: Institution) -> UnionRules:
-    from ..rules.service import rules_for
-    return rules_for(institution)

@@ -1,5 +1,5 @@
-"""Small things every post-loan module uses: the union's rules for a loan, who the rules name
-for a duty, the open-loan filter, and the week a due list covers."""
+"""Small things every post-loan module uses: who the rules name for a duty, the open-loan
+filter, and the week a due list covers."""
 from __future__ import annotations
 
 from datetime import date, timedelta
@@ -12,40 +12,11 @@ from ..accounts.models import Institution, User
 from ..errors import InvalidInput, PermissionDenied
 from ..extensions import db
 from ..loans.models import RISK_ORDER, Loan, LoanStatus
-from ..loans.services import loan_facts
-from ..rules.manager import UnionRules
-from ..rules.service import registry
 from ..rules.types import RoleAt
 
 OPEN_LOAN_STATUSES = (LoanStatus.ACTIVE.value, LoanStatus.OVERDUE.value)
 CLOSED_LOAN_STATUSES = (LoanStatus.SETTLED.value, LoanStatus.WRITTEN_OFF.value)
 OFFICER_ROLES = ("loan_officer", "post_loan_officer")
-
-
-class RulesCache:
-    """The rules of each union met during one operation, looked up once per province."""
-
-    def __init__(self) -> None:
-        self._by_province: dict[str, UnionRules] = {}
-
-    def for_institution(self, institution: Institution) -> UnionRules:
-        code = institution.province_code
-        rules = self._by_province.get(code)
-        if rules is None:
-            rules = registry().for_union(institution.province())
-            self._by_province[code] = rules
-        return rules
-
-    def for_loan(self, loan: Loan) -> UnionRules:
-        return self.for_institution(loan.branch)
-
-
-def rules_of(loan: Loan) -> UnionRules:
-    return RulesCache().for_loan(loan)
-
-
-def facts_of(loan: Loan):
-    return loan_facts(loan)
 
 
 def named_by(roles: Iterable[RoleAt], user: User, *, ignore_level: bool = False) -> bool:

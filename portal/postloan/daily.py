@@ -21,14 +21,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from ..accounts.models import User
-from ..audit.trail import record_event
+from ..audit_trail import record_event
 from ..extensions import db
 from ..loans.models import Loan
 from ..loans.services import loan_facts
+from ..rules.lookup import rules_for
 from .classification import refresh_suggestion, review_queue
 from .closing import close_open_items
 from .collection import collection_list, ensure_notices, pending_notices, sync_collection_task, write_snapshot
-from .common import CLOSED_LOAN_STATUSES, OPEN_LOAN_STATUSES, RulesCache, week_end
+from .common import CLOSED_LOAN_STATUSES, OPEN_LOAN_STATUSES, week_end
 from .handover import handovers_to_confirm, sync_officer_period
 from .inspections import escalation_queue, inspection_lists, raise_special, sign_off_queue
 from .models import (INSPECTION_TODO, ClassificationReview, CollectionTask, Inspection, LoanCondition, LoanNotice,
@@ -75,18 +76,16 @@ def refresh_loan(loan: Loan, rules, as_of: date, st: LoanState, changes: Changes
         write_snapshot(loan, rules, as_of, st, changes)
 
 
-def refresh_loans(loans: Iterable[Loan], as_of: date, *, daily: bool = False,
-                  rules_cache: RulesCache | None = None) -> Changes:
+def refresh_loans(loans: Iterable[Loan], as_of: date, *, daily: bool = False) -> Changes:
     """Bring the post-loan records of these loans up to date with their facts and rules."""
     changes = Changes()
-    cache = rules_cache or RulesCache()
     loans = list(loans)
     open_loans = [loan for loan in loans if loan.status in OPEN_LOAN_STATUSES]
     for start in range(0, len(open_loans), CHUNK):
         chunk = open_loans[start:start + CHUNK]
         states = load_states([loan.id for loan in chunk], as_of)
         for loan in chunk:
-            refresh_loan(loan, cache.for_loan(loan), as_of, states[loan.id], changes, daily=daily)
+            refresh_loan(loan, rules_for(loan), as_of, states[loan.id], changes, daily=daily)
         db.session.flush()
     close_open_items([loan for loan in loans if loan.status in CLOSED_LOAN_STATUSES], as_of, changes)
     return changes
@@ -112,7 +111,6 @@ def _closed_loans_with_open_items() -> list[Loan]:
 def run_daily(as_of: date) -> Changes:
     """The nightly run for every union; the caller commits. Idempotent for a date."""
     changes = Changes()
-    cache = RulesCache()
     last_id = 0
     while True:
         chunk = db.session.execute(
@@ -121,7 +119,7 @@ def run_daily(as_of: date) -> Changes:
             .order_by(Loan.id).limit(CHUNK)).scalars().unique().all()
         if not chunk:
             break
-        changes.update(refresh_loans(chunk, as_of, daily=True, rules_cache=cache))
+        changes.update(refresh_loans(chunk, as_of, daily=True))
         last_id = chunk[-1].id
     close_open_items(_closed_loans_with_open_items(), as_of, changes)
     changes = Changes({k: v for k, v in changes.items() if v})

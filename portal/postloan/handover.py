@@ -16,10 +16,12 @@ from sqlalchemy.orm import joinedload
 
 from ..accounts.models import User
 from ..accounts.scope import can, get_scoped_or_404, scoped
-from ..audit.trail import record_event
+from ..accounts.services import deactivate_user
+from ..audit_trail import record_event
 from ..errors import InvalidInput, PermissionDenied, WrongState
 from ..extensions import db
 from ..loans.models import Loan
+from ..rules.lookup import rules_for
 from ..timeutil import local_today, utcnow
 from .common import OFFICER_ROLES, OPEN_LOAN_STATUSES
 from .files import archive_available, keep_file, safe_filename
@@ -28,6 +30,18 @@ from .models import (INSPECTION_MOVABLE, WARNING_ACTIVE, CollectionTask, Handove
 from .state import Changes, LoanState
 
 MAX_TEXT = 2000
+
+
+def deactivate_officer(actor: User | None, user: User) -> None:
+    """Deactivate a person who left, refused while they still manage open loans: those are
+    handed over first, so that no loan is left without an officer."""
+    open_loans = db.session.execute(
+        select(func.count()).select_from(Loan).where(Loan.officer_id == user.id,
+                                                     Loan.status.in_(OPEN_LOAN_STATUSES))).scalar_one()
+    if open_loans:
+        raise WrongState(_("%(name)s still manages %(n)d open loans; hand them over first.",
+                           name=user.display_name, n=open_loans))
+    deactivate_user(actor, user)
 
 
 # --- officer history ----------------------------------------------------------------------
@@ -219,10 +233,9 @@ def _complete(actor: User, handover: Handover) -> None:
 def render_handover_list(handover: Handover) -> bytes:
     """The handover list as it stands: a preview while proposed, the signed list once complete."""
     from ..reports.pdf import render_pdf
-    from .common import RulesCache
     loan_ids = [i.loan_id for i in handover.items]
     counts = open_item_counts(loan_ids) if handover.status == HandoverStatus.PROPOSED.value else None
-    rules = RulesCache().for_institution(handover.institution)
+    rules = rules_for(handover.institution)
     doc = rules.document_type("handover_list")
     return render_pdf("reports/postloan_handover.html", title=doc.name_zh if doc else _("Loan handover list"),
                       institution_name=handover.institution.name, handover=handover, counts=counts,

@@ -18,14 +18,15 @@ from sqlalchemy.orm import joinedload
 
 from ..accounts.models import Institution, Level, User
 from ..accounts.scope import scoped
-from ..audit.trail import record_event
+from ..audit_trail import record_event
 from ..errors import InvalidInput, PermissionDenied, WrongState
 from ..extensions import db
 from ..loans.models import Loan
 from ..loans.services import loan_facts
+from ..rules.lookup import rules_for
 from ..rules.manager import UnionRules
 from ..timeutil import local_today, utcnow
-from .common import RulesCache, named_by, require_named, require_open, rules_of, week_end
+from .common import named_by, require_named, require_open, week_end
 from .files import file_into_credit_file, keep_and_file, keep_file, read_upload, safe_filename
 from .models import (INSPECTION_TODO, EscalationStatus, Inspection, InspectionKind, InspectionMethod,
                      InspectionStatus, PostloanFile)
@@ -85,7 +86,7 @@ def reschedule(loan: Loan, as_of: date | None = None) -> None:
     as_of = as_of or local_today()
     db.session.flush()
     st = load_states([loan.id], as_of)[loan.id]
-    ensure_schedule(loan, rules_of(loan), as_of, st, Changes())
+    ensure_schedule(loan, rules_for(loan), as_of, st, Changes())
     db.session.flush()
 
 
@@ -135,7 +136,7 @@ def save_inspection(actor: User, insp: Inspection, *, method: str | None, inspec
                            status=_status_label(insp.status)))
     loan = insp.loan
     require_open(loan)
-    rules = rules_of(loan)
+    rules = rules_for(loan)
     today = local_today()
     errors: list[str] = []
     if method and method not in {m.value for m in InspectionMethod}:
@@ -200,7 +201,7 @@ def _status_label(code: str) -> str:
 
 
 def sign_off_roles(insp: Inspection, rules: UnionRules | None = None):
-    rules = rules or rules_of(insp.loan)
+    rules = rules or rules_for(insp.loan)
     return rules.responsibility_roles(loan_facts(insp.loan)).inspection_sign_off
 
 
@@ -219,7 +220,7 @@ def return_inspection(actor: User, insp: Inspection, reason: str) -> Inspection:
     """Send a submitted inspection back to the officer for correction."""
     if insp.status != InspectionStatus.SUBMITTED.value:
         raise WrongState(_("Only an inspection awaiting sign-off can be returned."))
-    rules = rules_of(insp.loan)
+    rules = rules_for(insp.loan)
     _check_signer(actor, insp, rules)
     reason = (reason or "").strip()
     if not reason:
@@ -256,7 +257,7 @@ def sign_off_inspection(actor: User, insp: Inspection, opinion: str) -> Inspecti
     if insp.status != InspectionStatus.SUBMITTED.value:
         raise WrongState(_("Only an inspection awaiting sign-off can be signed off."))
     loan = insp.loan
-    rules = rules_of(loan)
+    rules = rules_for(loan)
     _check_signer(actor, insp, rules)
     insp.status = InspectionStatus.SIGNED_OFF.value
     insp.signed_off_by_id = actor.id
@@ -331,7 +332,7 @@ def add_attachment(actor: User, insp: Inspection, storage) -> PostloanFile:
     if insp.status == InspectionStatus.CANCELLED.value:
         raise WrongState(_("This inspection was cancelled."))
     data, media_type, name = read_upload(storage)
-    rules = rules_of(insp.loan)
+    rules = rules_for(insp.loan)
     record = keep_file(actor, branch_id=insp.branch_id, loan=insp.loan, owner_kind="inspection", owner_id=insp.id,
                        doc_type=report_doc_type(rules, insp.kind), filename=name, data=data,
                        media_type=media_type, generated=False)
@@ -344,7 +345,7 @@ def add_attachment(actor: User, insp: Inspection, storage) -> PostloanFile:
 
 def render_inspection_report(insp: Inspection, rules: UnionRules | None = None) -> bytes:
     from ..reports.pdf import render_pdf
-    rules = rules or rules_of(insp.loan)
+    rules = rules or rules_for(insp.loan)
     doc = rules.document_type(report_doc_type(rules, insp.kind))
     title = doc.name_zh if doc else _("Post-loan inspection report")
     return render_pdf("reports/postloan_inspection.html", title=title, institution_name=insp.loan.branch.name,
@@ -399,16 +400,14 @@ def inspection_lists(user: User, as_of: date, *, officer_id: int | None = None, 
 def sign_off_queue(user: User) -> list[Inspection]:
     rows = db.session.execute(_with_loan(scoped(select(Inspection), Inspection, user).where(
         Inspection.status == InspectionStatus.SUBMITTED.value)).order_by(Inspection.submitted_at)).scalars().unique()
-    cache = RulesCache()
-    return [i for i in rows if can_sign_off(user, i, cache.for_loan(i.loan))]
+    return [i for i in rows if can_sign_off(user, i, rules_for(i.loan))]
 
 
 def escalation_queue(user: User) -> list[Inspection]:
     rows = db.session.execute(_with_loan(scoped(select(Inspection), Inspection, user).where(
         Inspection.escalation_status == EscalationStatus.PENDING.value,
         Inspection.escalation_institution_id == user.institution_id)).order_by(Inspection.signed_off_at)).scalars().unique()
-    cache = RulesCache()
-    return [i for i in rows if can_review_escalation(user, i, cache.for_loan(i.loan))]
+    return [i for i in rows if can_review_escalation(user, i, rules_for(i.loan))]
 
 
 def queue_lengths(user: User) -> tuple[int, int]:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 
-from ..labels import register_labels
 
 POSTLOAN_LABELS = {
     "inspection_kind": {"first": _l("First inspection"), "routine": _l("Routine inspection"),
@@ -45,7 +44,3 @@ POSTLOAN_LABELS = {
     "migration_column": {"closed": _l("Closed")},
 }
 
-
-def register() -> None:
-    for kind, mapping in POSTLOAN_LABELS.items():
-        register_labels(kind, mapping)

@@ -14,15 +14,17 @@ from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import joinedload
 
 from ..accounts.models import Institution
-from ..accounts.scope import can, get_scoped_or_404, parse_id, require, scoped, visible_institutions
+from ..accounts.scope import can, get_scoped_or_404, require, scoped, visible_institutions
+from ..routing import parse_id
 from ..errors import InvalidInput
 from ..extensions import db
 from ..loans.models import Loan
 from ..loans.services import loan_facts
+from ..rules.lookup import rules_for
 from ..timeutil import local_today
 from . import classification as cls
 from . import closing, collection, handover as ho, inspections as insp_svc, warnings as warn_svc
-from .common import OPEN_LOAN_STATUSES, officers_in, parse_date, rules_of, week_end
+from .common import OPEN_LOAN_STATUSES, officers_in, parse_date, week_end
 from .files import read_file
 from .forms import checkbox, inspection_form, month_arg
 from .models import (INSPECTION_TODO, MANUAL_SIGNALS, WARNING_ACTIVE, ClassificationReview, CollectionTask, Handover,
@@ -30,13 +32,6 @@ from .models import (INSPECTION_TODO, MANUAL_SIGNALS, WARNING_ACTIVE, Classifica
                      WriteOff)
 
 bp = Blueprint("postloan", __name__, url_prefix="/postloan")
-
-
-@bp.record_once
-def _setup(_state) -> None:
-    from . import hooks, labels
-    labels.register()
-    hooks.install()
 
 
 @bp.app_context_processor
@@ -118,7 +113,7 @@ def _inspection(inspection_id: int) -> Inspection:
 
 
 def _render_inspection(insp: Inspection, status: int = 200, submitted: dict | None = None, errors: list | None = None):
-    rules = rules_of(insp.loan)
+    rules = rules_for(insp.loan)
     findings = insp_svc.findings_for_form(insp, rules)
     if submitted:
         for row in findings:
@@ -144,7 +139,7 @@ def inspection_detail(inspection_id: int):
 @require("postloan.work")
 def record_inspection(inspection_id: int):
     insp = _inspection(inspection_id)
-    codes = [row["code"] for row in insp_svc.findings_for_form(insp, rules_of(insp.loan))]
+    codes = [row["code"] for row in insp_svc.findings_for_form(insp, rules_for(insp.loan))]
     try:
         data = inspection_form(request.form, codes)
         insp_svc.save_inspection(current_user, insp, **data)
@@ -238,7 +233,7 @@ def download_file(file_id: int):
 @require("postloan.view")
 def loan_page(loan_id: int):
     loan = _loan(loan_id)
-    rules = rules_of(loan)
+    rules = rules_for(loan)
     inspections = db.session.execute(select(Inspection).where(Inspection.loan_id == loan.id)
                                      .order_by(Inspection.due_on.desc(), Inspection.id.desc())).scalars().all()
     warnings = warn_svc.warnings_in_scope(current_user, status=None, loan_id=loan.id)

@@ -10,7 +10,7 @@ from sqlalchemy.orm import joinedload
 
 from ..accounts.models import User
 from ..accounts.scope import scoped
-from ..audit.trail import record_event
+from ..audit_trail import record_event
 from ..errors import InvalidInput, WrongState
 from ..extensions import db
 from ..loans.models import Loan

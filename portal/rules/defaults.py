@@ -15,6 +15,7 @@ from datetime import date, timedelta
 
 import pluggy
 
+from ..timeutil import add_months
 from .types import (ArchiveNumberParts, ChecklistItem, DocumentType, Escalation, LoanFacts,
                     Responsibility, Retention, RiskSuggestion, RoleAt, SettingSpec)
 
@@ -134,17 +135,6 @@ def dpd_floor(dpd: int, sm: int, sub: int, dbt: int, loss: int) -> tuple[str, li
     if dpd > sm:
         return "special_mention", [f"逾期{dpd}天"]
     return "normal", []
-
-
-def add_months(day: date, months: int) -> date:
-    month_index = day.month - 1 + months
-    year, month = day.year + month_index // 12, month_index % 12 + 1
-    for d in (day.day, 30, 29, 28):
-        try:
-            return date(year, month, d)
-        except ValueError:
-            continue
-    raise ValueError(day)
 
 
 def worse(a: str, b: str) -> str:

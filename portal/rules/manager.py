@@ -26,17 +26,13 @@ from .types import (LEVELS, RISK_CLASSES, STAGES, ArchiveNumberParts, ChecklistI
                     Escalation, LoanFacts, Responsibility, Retention, RiskSuggestion, SettingSpec)
 
 ENTRY_POINT_GROUP = "xindang.rules"
-# The plugins shipped in this repository; a province may also ship its own package that
-# declares an entry point in the group above.
-BUILTIN_PLUGINS = {"hunan": "plugins.hunan", "shandong": "plugins.shandong", "template": "plugins.template"}
 
 
 def available_plugins() -> dict[str, str]:
-    """Plugin name → module path, from the entry-point group and the built-ins."""
-    found = dict(BUILTIN_PLUGINS)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found[ep.name] = ep.value
-    return found
+    """Plugin name → module path: every entry point of the group ``xindang.rules``. The plugins
+    shipped in this repository declare theirs in pyproject.toml; a province's own package declares
+    its plugin the same way."""
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
 def _load_module(name: str) -> ModuleType:
@@ -370,6 +366,10 @@ class RulesRegistry:
             cached = (plugin_name, pm, setting_specs(pm))
             self._managers[union_code] = cached
         return cached
+
+    def forget_unions(self) -> None:
+        """Drop every union's manager (they are built again when asked for)."""
+        self._managers.clear()
 
     def load_unions(self, provinces: Iterable[Any]) -> None:
         for province in provinces:

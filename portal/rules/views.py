@@ -4,15 +4,15 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
 
 from ..accounts.models import Institution, Level
 from ..accounts.scope import can, require, visible_institutions
-from ..accounts.services import set_union_plugin, update_union_settings
+
 from ..errors import InvalidInput, NotFound
 from ..extensions import db
 from .manager import available_plugins
-from .service import registry
+from .lookup import plugin_registry
+from .services import set_union_plugin, update_union_settings
 
 bp = Blueprint("rules", __name__, url_prefix="/rules")
 
@@ -41,12 +41,12 @@ def overview():
 @require("rules.view")
 def union(code: str):
     province = _union_or_404(code)
-    rules = registry().for_union(province)
+    rules = plugin_registry().for_union(province)
     editable = can(current_user, "rules.manage") and province.path.startswith(current_user.institution.path) \
         or current_user.has_role("admin")
     return render_template("rules/union.html", province=province, rules=rules, specs=rules.specs,
                            plugins=sorted(available_plugins()), editable=editable,
-                           implemented=registry().implemented_hooks(province.rules_plugin), errors={})
+                           implemented=plugin_registry().implemented_hooks(province.rules_plugin), errors={})
 
 
 def _editable_union(code: str) -> Institution:
@@ -70,7 +70,7 @@ def enable_plugin(code: str):
 @require("rules.manage")
 def save_settings(code: str):
     province = _editable_union(code)
-    specs = registry().specs_for(province.rules_plugin)
+    specs = plugin_registry().specs_for(province.rules_plugin)
     submitted = {name: request.form.get(name, "") for name in specs if name in request.form}
     # An unticked checkbox is absent from the form: it means false.
     for name, spec in specs.items():
@@ -80,11 +80,11 @@ def save_settings(code: str):
         changes = update_union_settings(current_user, province, submitted)
     except InvalidInput as exc:
         db.session.rollback()
-        rules = registry().for_union(province)
+        rules = plugin_registry().for_union(province)
         flash(exc.message, "danger")
         return render_template("rules/union.html", province=province, rules=rules, specs=rules.specs,
                                plugins=sorted(available_plugins()), editable=True,
-                               implemented=registry().implemented_hooks(province.rules_plugin),
+                               implemented=plugin_registry().implemented_hooks(province.rules_plugin),
                                errors={"details": exc.details}, submitted=submitted), 422
     db.session.commit()
     flash(_("%(n)d settings changed.", n=len(changes)) if changes else _("Nothing changed."), "success")

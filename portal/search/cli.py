@@ -11,8 +11,10 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import func, select, update
 
-from ..accounts.models import Institution, User
+from ..accounts.models import Institution
+from ..accounts.services import get_user
 from ..archive.models import LIVE_STATES, Document
+from ..clitools import fail
 from ..errors import XindangError
 from ..extensions import db
 from .analysis import get_analyzer
@@ -26,11 +28,6 @@ from .schema import document_fields
 search_cli = AppGroup("search", help="The document search: query, reindex, optimize, verify, drain, extract.")
 
 BULK_SEGMENT_DOCS = 5000
-
-
-def _fail(message: str, code: int = 1) -> None:
-    click.secho(message, fg="red", err=True)
-    sys.exit(code)
 
 
 @search_cli.command("query")
@@ -47,25 +44,25 @@ def _fail(message: str, code: int = 1) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def query_command(text, username, doctype, stage, state, institution_code, date_from, date_to, sort, page, as_json):
     """What USER would see searching for TEXT."""
-    user = db.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+    user = get_user(username)
     if user is None:
-        _fail(f"No user {username}.")
+        fail(f"No user {username}.")
     path = None
     if institution_code:
         inst = db.session.execute(select(Institution).where(Institution.code == institution_code)).scalar_one_or_none()
         if inst is None:
-            _fail(f"No institution {institution_code}.")
+            fail(f"No institution {institution_code}.")
         path = inst.path
     filters = Filters(doctype=doctype, stage=stage, state=state, institution_path=path,
                       date_from=date_from.date() if date_from else None, date_to=date_to.date() if date_to else None)
     try:
         results = search_documents(user, text, filters, page=page, sort=sort)
     except XindangError as exc:
-        _fail(exc.message)
+        fail(exc.message)
     if results.error:
         if as_json:
             click.echo(json.dumps({"error": results.error}, ensure_ascii=False))
-        _fail(results.error, 2)
+        fail(results.error, 2)
     hits = [{"document_id": h.document.id, "title": str(h.title.striptags()), "state": h.document.state,
              "archive_number": h.document.archive_number, "institution": h.document.institution_code,
              "score": round(h.score, 3), "snippet": str(h.snippet.striptags())} for h in results.hits]
@@ -98,7 +95,7 @@ def reindex_command(procs: int, optimize: bool):
     try:
         idx.recreate_now()
     except IndexBusy:
-        _fail("Another process is writing the index; try again when it is done.")
+        fail("Another process is writing the index; try again when it is done.")
     extra = current_app.config.get("XINDANG_SEARCH_DICTIONARY_EXTRA")
     batches = list(live_document_ids(batch=BULK_SEGMENT_DOCS))   # institution order
     total = sum(len(b) for b in batches)
@@ -128,7 +125,7 @@ def reindex_command(procs: int, optimize: bool):
             done = idx.bulk_add(batches, build, procs=procs, init=child_init if procs > 1 else None,
                                 progress=bar.update)
         except IndexBusy:
-            _fail("Another process is writing the index; try again when it is done.")
+            fail("Another process is writing the index; try again when it is done.")
     if without_text:
         enqueue(without_text, QueueOp.EXTRACT.value)
         db.session.commit()
@@ -149,9 +146,9 @@ def _merge(wait: float, rebuilt: bool = False) -> None:
             click.secho("The index is rebuilt, but another process kept writing it, so its segments were not "
                         "merged; run `flask search optimize` later.", fg="yellow", err=True)
             return
-        _fail("Another process is writing the index; try again when it is done.")
+        fail("Another process is writing the index; try again when it is done.")
     except Exception as exc:  # noqa: BLE001 - a missing or damaged folder: say so, no traceback
-        _fail(f"The index could not be merged ({exc.__class__.__name__}: {exc}); "
+        fail(f"The index could not be merged ({exc.__class__.__name__}: {exc}); "
               "`flask search verify` tells what it holds, `flask search reindex` rebuilds it.")
     if before == after:
         click.echo(f"The index has {before} segment{'s' if before != 1 else ''}; nothing to merge.")
@@ -262,7 +259,7 @@ def extract_command(retry_failed: bool, everything: bool, document_ids: tuple[in
         for batch in live_document_ids():
             ids += batch
     if not ids and not retry_failed:
-        _fail("Say which documents: --retry-failed, --all or --document ID.", 2)
+        fail("Say which documents: --retry-failed, --all or --document ID.", 2)
     queued = enqueue(ids, QueueOp.EXTRACT.value)
     db.session.commit()
     click.echo(f"{queued} documents queued for extraction.")

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from flask import Flask, current_app
-from sqlalchemy import and_, case, delete, event, func, insert, literal, or_, select, update
+from sqlalchemy import and_, case, delete, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..accounts.models import Institution
@@ -69,8 +69,7 @@ def _changed(obj, *names: str) -> bool:
     return any(state.attrs[name].history.has_changes() for name in names)
 
 
-@event.listens_for(Session, "after_flush")
-def _enqueue_changes(session: Session, _flush_context) -> None:
+def enqueue_changes(session: Session, _flush_context) -> None:
     work: dict[int, str] = {}
     related_borrowers: list[int] = []
     related_loans: list[int] = []
@@ -115,14 +114,12 @@ def _enqueue_changes(session: Session, _flush_context) -> None:
         session.info[_NUDGE] = True
 
 
-@event.listens_for(Session, "after_commit")
-def _nudge_drainer(session: Session) -> None:
+def nudge_drainer(session: Session) -> None:
     if session.info.pop(_NUDGE, False):
         work_available.set()
 
 
-@event.listens_for(Session, "after_transaction_end")
-def _forget_enqueued(session: Session, _transaction) -> None:
+def forget_enqueued(session: Session, _transaction) -> None:
     # After any end (a savepoint rolled back too), enqueue again rather than miss a change.
     session.info.pop(_ENQUEUED, None)
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import joinedload
 from ..accounts.models import Institution
 from ..archive.models import LIVE_STATES, Document
 from ..extensions import db
-from ..rules.service import rules_for
+from ..rules.lookup import rules_for
 from ..timeutil import to_local
 from .models import DocumentText
 from .schema import IndexRecord

@@ -10,14 +10,13 @@ from datetime import date
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from ..accounts.scope import get_scoped_or_404, require, visible_institutions
 from ..archive.labels import doc_type_names
 from ..archive.models import LIVE_STATES, STATE_ORDER, Document
 from ..extensions import db
-from ..labels import LABELS, register_labels
+from ..labels import LABELS
 from . import models  # noqa: F401 - the tables must be known to db.create_all
 from .models import DocumentText, QueueOp
 from .query import SORTS, Filters, search_documents
@@ -25,12 +24,6 @@ from .queue import enqueue
 
 bp = Blueprint("search", __name__, url_prefix="/search")
 
-register_labels("text_status", {"ok": _l("Extracted"), "failed": _l("Extraction failed"),
-                                "unsupported": _l("No text in this kind of file"),
-                                "ocr-missing": _l("Scan not read: OCR is not installed")})
-register_labels("text_method", {"pdf-text": _l("PDF text"), "pdf-ocr": _l("PDF scan, OCR"),
-                                "pdf-text+ocr": _l("PDF text and OCR of scanned pages"), "docx": _l("Word document"),
-                                "xlsx": _l("Excel workbook"), "ocr:chi_sim": _l("OCR (Simplified Chinese)")})
 
 
 def _date_arg(name: str) -> date | None:

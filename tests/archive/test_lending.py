@@ -217,7 +217,7 @@ def test_only_archived_documents_are_lent(app, client, store, setup):
 
 
 def test_the_union_sets_the_longest_lending_and_the_renewals(app, client, store, setup):
-    from portal.accounts.services import update_union_settings
+    from portal.rules.services import update_union_settings
 
     with app.app_context():
         update_union_settings(setup.org.user("union_admin"), setup.org.inst("P"),

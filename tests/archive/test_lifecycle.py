@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from portal.archive.models import Document, DocumentAccess, Volume
-from portal.audit.models import AuditEvent
+from portal.audit_trail import AuditEvent
 from portal.extensions import db
 from portal.loans.models import Loan
 

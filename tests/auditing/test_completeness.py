@@ -18,7 +18,7 @@ from portal.extensions import db
 from portal.loans.models import Loan
 from portal.loans.services import loan_facts
 from portal.postloan.models import WriteOff
-from portal.rules.service import rules_for
+from portal.rules.lookup import rules_for
 from portal.rules.types import STAGES
 from portal.timeutil import local_today, to_local
 

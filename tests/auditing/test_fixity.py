@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from conftest import csrf_token, login, make_loan, make_org
 from portal.archive.models import Document, FixityRun
-from portal.audit.models import AuditEvent
+from portal.audit_trail import AuditEvent
 from portal.extensions import db
 
 

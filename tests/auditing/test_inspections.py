@@ -12,7 +12,7 @@ from portal.accounts.models import Institution
 from portal.accounts.services import create_user
 from portal.auditing.inspections import archive_inspection_schedule
 from portal.auditing.models import ArchiveInspection, ArchiveInspectionFile
-from portal.audit.models import AuditEvent
+from portal.audit_trail import AuditEvent
 from portal.extensions import db
 from portal.timeutil import local_today, utcnow
 

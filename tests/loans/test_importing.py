@@ -16,7 +16,7 @@ import openpyxl
 import pytest
 from sqlalchemy import func, select
 
-from portal.audit.models import AuditEvent
+from portal.audit_trail import AuditEvent
 from portal.extensions import db
 from portal.loans.importing import COLUMNS, apply_import, import_loans, plan_import, sample_csv
 from portal.loans.models import Borrower, Loan

@@ -39,10 +39,10 @@ def run_daily(as_of: date = AS_OF):
 def complete(insp, actor, inspected_on: date, problems: dict | None = None, conclusion: str = "借款人经营正常,资金按约使用。"):
     """Record and submit an inspection with every checklist item answered."""
     from portal.postloan.inspections import findings_for_form, save_inspection
-    from portal.postloan.common import rules_of
+    from portal.rules.lookup import rules_for
     problems = problems or {}
     results = {row["code"]: ("problem", problems[row["code"]]) if row["code"] in problems else ("ok", "")
-               for row in findings_for_form(insp, rules_of(insp.loan))}
+               for row in findings_for_form(insp, rules_for(insp.loan))}
     save_inspection(actor, insp, method="on_site", inspected_on=inspected_on, results=results,
                     conclusion=conclusion, submit=True)
     db.session.commit()

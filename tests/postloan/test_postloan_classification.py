@@ -117,7 +117,7 @@ def test_restructured_loan_is_locked_for_the_observation_period(app, client, org
 
 
 def test_floor_edges_follow_the_settings(app, org):
-    from portal.accounts.services import update_union_settings
+    from portal.rules.services import update_union_settings
     with app.app_context():
         # A union may be stricter than the national floor: substandard after 60 days.
         update_union_settings(org.user("union_admin"), org.inst("P"), {"substandard_after_dpd": "60"})

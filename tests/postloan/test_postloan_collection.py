@@ -28,7 +28,7 @@ def test_snapshot_bucket_follows_the_baseline_edges(app, org):
 
 
 def test_bucket_edges_are_a_setting(app, org):
-    from portal.accounts.services import update_union_settings
+    from portal.rules.services import update_union_settings
     with app.app_context():
         update_union_settings(org.user("union_admin"), org.inst("P"), {"overdue_bucket_edges": "15,30"})
         db.session.commit()
@@ -91,7 +91,7 @@ def test_notices_fall_due_by_the_plugins_lead_days(app, org):
 
 
 def test_notice_lead_days_are_settings(app, org):
-    from portal.accounts.services import update_union_settings
+    from portal.rules.services import update_union_settings
     with app.app_context():
         update_union_settings(org.user("union_admin"), org.inst("P"),
                               {"repayment_notice_lead_days": "10", "overdue_notice_after_days": "1"})

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import func, select
 
-from portal.audit.models import AuditEvent
+from portal.audit_trail import AuditEvent
 from portal.extensions import db
 
 from conftest import login, make_loan

@@ -35,7 +35,7 @@ def _open_items(officer_id):
 
 
 def test_handover_of_all_loans_moves_every_open_item(app, client, org):
-    from portal.accounts.services import deactivate_user
+    from portal.postloan.handover import deactivate_officer
     late, fine = _officer_loans(app, org)
     with app.app_context():
         before = _open_items(org.user("officer").id)
@@ -54,7 +54,7 @@ def test_handover_of_all_loans_moves_every_open_item(app, client, org):
         handover_id = handover.id
         assert {i.loan_id for i in handover.items} == {late, fine}
         with pytest.raises(WrongState):
-            deactivate_user(org.user("admin"), org.user("officer"))
+            deactivate_officer(org.user("admin"), org.user("officer"))
         db.session.rollback()
     preview = director.get(f"/postloan/handovers/{handover_id}/list.pdf")
     assert "欠款户" in pdf_text(preview.data)
@@ -88,7 +88,7 @@ def test_handover_of_all_loans_moves_every_open_item(app, client, org):
         from portal.archive.models import Document
         assert {d.loan_id for d in rows(Document, doc_type="handover_list")} == {late, fine}
         # Handed over: now the officer can be deactivated.
-        deactivate_user(org.user("admin"), org.user("officer"))
+        deactivate_officer(org.user("admin"), org.user("officer"))
         db.session.commit()
     page = incoming.get(f"/postloan/loans/{late}").get_data(as_text=True)
     assert f"/postloan/handovers/{handover_id}" in page.split('id="officers"', 1)[1]

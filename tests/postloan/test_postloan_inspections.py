@@ -66,7 +66,7 @@ def test_rating_change_redates_the_routine_inspection_on_the_daily_run(app, org)
 
 
 def test_numbers_come_from_the_union_settings(app, org):
-    from portal.accounts.services import update_union_settings
+    from portal.rules.services import update_union_settings
     with app.app_context():
         update_union_settings(org.user("union_admin"), org.inst("P"), {
             "first_inspection_days": "10", "first_inspection_days_self_pay": "2", "routine_interval_days_a_bbb": "45"})
@@ -131,8 +131,8 @@ def test_walkthrough_officer_records_director_signs_off_report_in_credit_file(ap
         loan = make_loan(org.inst("B1"), org.user("officer"), borrower_name="王建国", disbursed_on=date(2024, 3, 1))
         db.session.commit()
         insp_id, loan_id = one(Inspection, loan_id=loan.id, kind="first").id, loan.id
-        from portal.postloan.common import rules_of
-        codes = [c.code for c in rules_of(loan).inspection_checklist()]
+        from portal.rules.lookup import rules_for
+        codes = [c.code for c in rules_for(loan).inspection_checklist()]
     login(client, "officer")
     page = client.get("/postloan/inspections?view=mine").get_data(as_text=True)
     assert "王建国" in page and f"/postloan/inspections/{insp_id}" in page
@@ -261,7 +261,7 @@ def test_waiting_counts_equal_the_queues_and_show_on_the_home_card(app, client, 
 
 
 def test_escalation_threshold_is_a_setting(app, org):
-    from portal.accounts.services import update_union_settings
+    from portal.rules.services import update_union_settings
     from portal.postloan.inspections import sign_off_inspection
     with app.app_context():
         update_union_settings(org.user("union_admin"), org.inst("P"), {"escalation_threshold_yuan": "200000"})
@@ -314,14 +314,14 @@ def test_calendar_and_due_lists(app, client, org):
 @pytest.mark.parametrize("plugin", ["hunan", "shandong", "template"])
 def test_province_plugins_drive_the_schedule_checklist_and_escalation(app, plugin):
     from portal.loans.services import loan_facts
-    from portal.postloan.common import rules_of
+    from portal.rules.lookup import rules_for
     from portal.postloan.inspections import findings_for_form, sign_off_inspection
     with app.app_context():
         org = make_org(plugin)
         loan = make_loan(org.inst("B1"), org.user("officer"), amount_fen=80_000_000, balance_fen=80_000_000,
                          credit_rating="BBB", payment_method="self", disbursed_on=date(2024, 3, 1))
         db.session.commit()
-        rules = rules_of(loan)
+        rules = rules_for(loan)
         facts = loan_facts(loan)
         first = one(Inspection, loan_id=loan.id, kind="first")
         assert first.due_on == rules.first_inspection_due(facts)

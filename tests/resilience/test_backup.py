@@ -181,7 +181,7 @@ def small_backup(deployments, tmp_path) -> tuple[Path, object]:
 def is_empty(app) -> bool:
     with app.app_context():
         from portal.accounts.models import Institution
-        from portal.audit.models import AuditEvent
+        from portal.audit_trail import AuditEvent
         rows = sum(db.session.execute(select(func.count()).select_from(model)).scalar_one()
                    for model in (Institution, AuditEvent))
     return rows == 0 and next(iter(store_of(app).iter_keys()), None) is None
@@ -302,7 +302,7 @@ def test_a_backup_taken_while_the_portal_works_is_consistent(deployments, tmp_pa
         if table.name == "audit_chain_head":
             def work():
                 with source.app_context():
-                    from portal.audit.trail import record_event
+                    from portal.audit_trail import record_event
                     for n in range(3):
                         record_event(None, "test.during_backup", "test", n)
                     db.session.commit()
@@ -320,7 +320,7 @@ def test_a_backup_taken_while_the_portal_works_is_consistent(deployments, tmp_pa
     assert cli(target, "backup", "restore", str(backup)).exit_code == 0
     assert cli(target, "audit", "verify-log").exit_code == 0
     with target.app_context():
-        from portal.audit.models import AuditEvent
+        from portal.audit_trail import AuditEvent
         assert db.session.execute(select(func.count()).select_from(AuditEvent)
                                   .where(AuditEvent.action == "test.during_backup")).scalar_one() == 0
 

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 
 from portal.archive import views as archive_views
 from portal.archive.models import DestructionList, Lending
-from portal.audit.models import AuditEvent
+from portal.audit_trail import AuditEvent
 from portal.extensions import db
 
 from archive.conftest import make_archive_setup, pdf_bytes

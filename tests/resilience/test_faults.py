@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from portal.archive.models import Document, DocumentAccess, ListFile
 from portal.archive.storage import MinioStore, StoreUnavailable
-from portal.audit.models import AuditEvent
+from portal.audit_trail import AuditEvent
 from portal.extensions import db
 
 from archive.conftest import ACCESS_KEY, REGION, SECRET_KEY, pdf_bytes, upload

@@ -1,8 +1,8 @@
 """The plugin manager: a broken plugin stops start-up with a message naming it, and settings
 are parsed strictly with messages naming the setting.
 
-Throwaway plugins are plain module objects put into ``sys.modules`` and
-``portal.rules.manager.BUILTIN_PLUGINS`` for one test.
+Throwaway plugins are plain module objects put into ``sys.modules`` and made available (as an
+entry point would) for one test.
 """
 from __future__ import annotations
 
@@ -29,8 +29,14 @@ def fake_plugin(monkeypatch, name: str, *functions) -> str:
     for fn in functions:
         setattr(module, fn.__name__, fn)
     monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.setitem(manager.BUILTIN_PLUGINS, name, module.__name__)
+    make_available(monkeypatch, name, module.__name__)
     return name
+
+
+def make_available(monkeypatch, name: str, module_path: str) -> None:
+    """As if a package had declared ``name`` in the entry-point group of rules plugins."""
+    known = manager.available_plugins()
+    monkeypatch.setattr(manager, "available_plugins", lambda: {**known, name: module_path})
 
 
 def new_app(tmp_path, db_url: str | None = None):
@@ -150,7 +156,7 @@ def test_required_documents_must_be_defined(monkeypatch):
 
 
 def test_import_error_is_named(monkeypatch):
-    monkeypatch.setitem(manager.BUILTIN_PLUGINS, "missing", "xd_no_such_module_anywhere")
+    make_available(monkeypatch, "missing", "xd_no_such_module_anywhere")
     with pytest.raises(RulesConfigError, match=r"'missing'.*failed to import"):
         build_manager("missing")
 

@@ -8,11 +8,11 @@ import pytest
 from conftest import csrf_token, login, make_loan, make_org
 from sqlalchemy import select
 
-from portal.accounts.services import update_union_settings
-from portal.audit.models import AuditEvent
+from portal.rules.services import update_union_settings
+from portal.audit_trail import AuditEvent
 from portal.extensions import db
 from portal.loans.services import loan_facts
-from portal.rules.service import rules_for
+from portal.rules.lookup import rules_for
 
 
 @pytest.fixture()

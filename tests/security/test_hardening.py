@@ -172,7 +172,7 @@ def test_sign_in_starts_a_new_session(app, client, org):
 def test_sign_out_ends_the_session_for_every_copy_of_its_cookie(app, client, org):
     """A session cookie copied while the user was signed in (from a shared computer, a proxy's
     log) opens nothing once the user has signed out, nor after they sign in again."""
-    from portal.audit.models import AuditEvent
+    from portal.audit_trail import AuditEvent
     from portal.extensions import db
 
     assert login(client, "officer").status_code == 302

@@ -235,12 +235,12 @@ def test_inspection_attachments(app, client, store, setup, tripwire):
     # The director signs the inspection off: the report and every attachment join the credit file.
     from portal.accounts.models import User
     from portal.postloan import inspections
-    from portal.postloan.common import rules_of
+    from portal.rules.lookup import rules_for
     from portal.postloan.models import Inspection
     with app.app_context():
         insp = db.session.get(Inspection, setup.inspection)
         officer = db.session.execute(select(User).filter_by(username="officer")).scalar_one()
-        results = {row["code"]: ("ok", "") for row in inspections.findings_for_form(insp, rules_of(insp.loan))}
+        results = {row["code"]: ("ok", "") for row in inspections.findings_for_form(insp, rules_for(insp.loan))}
         inspections.save_inspection(officer, insp, method="on_site", inspected_on=insp.raised_on, results=results,
                                     conclusion="正常", submit=True)
         db.session.commit()

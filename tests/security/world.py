@@ -171,14 +171,14 @@ def _postloan_work(org, place: Place) -> None:
     from portal.auditing.inspections import start_archive_inspection
     from portal.loans.models import Loan
     from portal.postloan import classification, closing, handover, inspections
-    from portal.postloan.common import rules_of
+    from portal.rules.lookup import rules_for
     from portal.postloan.models import Inspection, LoanNotice, RiskWarning
 
     users = {role: db.session.get(User, uid) for role, uid in place.users.items()}
     loan_a, loan_b = db.session.get(Loan, place.loan), db.session.get(Loan, place.loan_b)
 
     def complete(insp, on):
-        results = {row["code"]: ("ok", "") for row in inspections.findings_for_form(insp, rules_of(insp.loan))}
+        results = {row["code"]: ("ok", "") for row in inspections.findings_for_form(insp, rules_for(insp.loan))}
         inspections.save_inspection(users["officer"], insp, method="on_site", inspected_on=on, results=results,
                                     conclusion="借款人经营正常,资金按约使用。", submit=True)
 

@@ -5,21 +5,27 @@ nothing of post-loan work; yet a loan that goes overdue must get its special ins
 not at the next nightly run. So: ``before_flush`` notes every new loan and every loan whose days
 past due, interest arrears, status or officer changed; ``before_commit`` runs ``refresh_loans``
 on them inside the same transaction (one audit event for the lot). A rollback forgets them.
+
+These are SQLAlchemy session listeners (not pluggy hooks), installed by
+``portal/session_events.py``.
 """
 from __future__ import annotations
 
 from flask import has_app_context
-from flask_sqlalchemy.session import Session
-from sqlalchemy import event, inspect
+from sqlalchemy import inspect
 
+from ..audit_trail import record_event
 from ..loans.models import Loan
+from ..timeutil import local_today
+from .daily import refresh_loans
 
 WATCHED = ("days_past_due", "interest_arrears_fen", "status", "officer_id")
 TOUCHED = "postloan_touched_loans"
 BUSY = "postloan_refreshing"
 
 
-def _before_flush(session, _flush_context, _instances) -> None:
+def note_touched_loans(session, _flush_context, _instances) -> None:
+    """before_flush: note new loans and loans whose watched columns changed."""
     touched = session.info.get(TOUCHED)
     for obj in session.new:
         if isinstance(obj, Loan):
@@ -33,7 +39,8 @@ def _before_flush(session, _flush_context, _instances) -> None:
                 touched[id(obj)] = obj
 
 
-def _before_commit(session) -> None:
+def refresh_touched_loans(session) -> None:
+    """before_commit: give the noted loans their post-loan records in this transaction."""
     if session.info.get(BUSY) or not has_app_context():
         return
     if not session.info.get(TOUCHED) and not any(isinstance(o, Loan) for o in list(session.new) + list(session.dirty)):
@@ -46,9 +53,6 @@ def _before_commit(session) -> None:
                  if loan in session and loan.id is not None and loan not in session.deleted]
         if not loans:
             return
-        from ..audit.trail import record_event
-        from ..timeutil import local_today
-        from .daily import refresh_loans
         changes = refresh_loans(loans, local_today())
         if changes.changed:
             record_event(None, "postloan.refresh", "loan", loans[0].contract_no if len(loans) == 1 else f"{len(loans)} loans",
@@ -59,14 +63,8 @@ def _before_commit(session) -> None:
         session.info.pop(TOUCHED, None)
 
 
-def _forget(session, transaction) -> None:
+def forget_touched_loans(session, transaction) -> None:
+    """after_transaction_end."""
     # A rollback or close ends the outer transaction without a commit: forget what it touched.
     if transaction.parent is None:
         session.info.pop(TOUCHED, None)
-
-
-def install() -> None:
-    if not event.contains(Session, "before_flush", _before_flush):
-        event.listen(Session, "before_flush", _before_flush)
-        event.listen(Session, "before_commit", _before_commit)
-        event.listen(Session, "after_transaction_end", _forget)

@@ -5,7 +5,7 @@ Every loan's file holds what the union's plugin requires at the stages that appl
 the kinds a county really has, at a rate that differs between branches (``branch_completeness``):
 a 他项权证 still at the registration office, a settlement certificate not yet handed in, a
 借据 or guarantee contract missing, a rating sheet never filed. Open loans' 首次检查记录 is not
-written here: it is the report PDF the inspection sign-off files (``portal/demo_history.py``),
+written here: it is the report PDF the inspection sign-off files (``history.py``),
 so a first inspection done late or not yet done is the gap it would be. Closed loans' first
 inspection records are scans of the paper record.
 
@@ -28,15 +28,15 @@ from xml.sax.saxutils import escape
 from openpyxl import Workbook
 from sqlalchemy import func, select
 
-from .accounts.models import Institution, Level, User, UserRole
-from .archive.models import Document
-from .archive.services import archive_document, collect_document, file_document, sort_document
-from .extensions import db
-from .labels import label, yuan
-from .loans.models import Loan, LoanStatus
-from .loans.services import loan_facts
-from .rules.service import rules_for
-from .rules.types import STAGES
+from ..accounts.models import Institution, Level, User, UserRole
+from ..archive.models import Document
+from ..archive.services import archive_document, collect_document, file_document, sort_document
+from ..extensions import db
+from ..labels import label, yuan
+from ..loans.models import Loan, LoanStatus
+from ..loans.services import loan_facts
+from ..rules.lookup import rules_for
+from ..rules.types import STAGES
 
 SEED = "xindang-demo-files"
 # Checklist items a county most often lacks, with how often each is the gap (by weight). Only

@@ -1,7 +1,7 @@
 """What ``flask seed-demo`` builds: the three demo unions with their counties and branches, and
 the names, places, trades and loan purposes its borrowers are made of.
 
-Plain values only; ``portal/demo.py`` turns them into rows. Place names are real counties and
+Plain values only; ``loans.py`` turns them into rows. Place names are real counties and
 townships of Hunan and Shandong; 示范省 is the fictional province of the template plugin, so its
 ID numbers use region code 39, which no real province has.
 """

@@ -1,4 +1,5 @@
-"""Dashboard panels kept between requests, and the data versions that say when one is stale.
+"""Figures kept between requests (dashboard panels, the home page's loan summary), and the data
+versions that say when they are stale.
 
 A county's completeness panel runs the whole completeness audit (seconds) and every chart is
 rendered by pygal (tens of milliseconds); dashboards are looked at far more often than the data
@@ -27,33 +28,61 @@ counters cannot see (SQL run on a bare connection, another program writing to th
 A panel from the cache carries the time it was built (``Panel.figures_at``) and the page says
 "Figures as of HH:MM", so cached figures are never shown as if they were this second's.
 
-The panels come from the same builders either way (``dashboards.PANELS``); the PDF of a
-dashboard is always built afresh.
+The panels come from the same builders either way (``auditing/dashboards.py``, which also turns
+a panel into JSON and back); the PDF of a dashboard is always built afresh.
+
+The listeners that note changes and raise the counters are plain functions here; they are
+installed with every other session listener by ``portal/session_events.py``.
 """
 from __future__ import annotations
 
 import json
 import logging
 import re
-from dataclasses import fields
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Callable, Iterable
+from typing import Callable
 
 from flask import current_app
-from flask_babel import get_locale
 from markupsafe import Markup
-from sqlalchemy import and_, bindparam, event, func, inspect, or_, select
+from sqlalchemy import String, Text, and_, bindparam, func, inspect, or_, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql.elements import TextClause
 
-from ..accounts.models import Institution
-from ..extensions import db
-from ..timeutil import local_today, utcnow
-from .models import DataVersion, PanelCacheEntry
+from .accounts.models import Institution
+from .extensions import db
+from .timeutil import local_today, utcnow
 
 log = logging.getLogger(__name__)
+
+
+class DataVersion(db.Model):
+    """How often the data of one institution has changed: a counter raised in the same
+    transaction as the change. Row 0 stands for changes that belong to no one institution (or
+    to all). Kept figures are valid only while the counters of their institution's subtree, its
+    ancestors and row 0 are as they were."""
+
+    __tablename__ = "data_version"
+
+    institution_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(default=0)
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PanelCacheEntry(db.Model):
+    """One kept panel or set of figures as last computed for an institution, a date and a
+    language, with the data versions it was computed from (``fingerprint``)."""
+
+    __tablename__ = "audit_panel_cache"
+
+    institution_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    panel: Mapped[str] = mapped_column(String(40), primary_key=True)
+    locale: Mapped[str] = mapped_column(String(16), primary_key=True)
+    as_of: Mapped[date] = mapped_column()
+    fingerprint: Mapped[str] = mapped_column(String(80))
+    computed_at: Mapped[datetime] = mapped_column()
+    content: Mapped[str] = mapped_column(Text)
 
 # The counter of changes that belong to no one institution.
 EVERYWHERE = 0
@@ -86,8 +115,7 @@ def _institutions_of(obj) -> set[int] | None:
     return {int(v) for v in values}
 
 
-@event.listens_for(Session, "after_flush")
-def _note_changes(session: Session, _flush_context) -> None:
+def note_changes(session: Session, _flush_context) -> None:
     """Remember which institutions this flush changed rows of (history is still intact here)."""
     session.info.pop(_FINGERPRINTS, None)
     changed: set[int] = session.info.setdefault(_PENDING, set())
@@ -100,8 +128,7 @@ def _note_changes(session: Session, _flush_context) -> None:
             changed.update(owners if owners is not None else {EVERYWHERE})
 
 
-@event.listens_for(Session, "do_orm_execute")
-def _note_statements(orm_execute_state) -> None:
+def note_statements(orm_execute_state) -> None:
     """Bulk INSERT/UPDATE/DELETE through the session, and SQL text that writes: row 0."""
     statement = orm_execute_state.statement
     if orm_execute_state.is_insert or orm_execute_state.is_update or orm_execute_state.is_delete:
@@ -113,8 +140,7 @@ def _note_statements(orm_execute_state) -> None:
     orm_execute_state.session.info.setdefault(_PENDING, set()).add(EVERYWHERE)
 
 
-@event.listens_for(Session, "before_commit")
-def _raise_versions(session: Session) -> None:
+def raise_versions(session: Session) -> None:
     """Raise the counters of the changed institutions in the transaction about to commit.
     Flushed first, so the last changes are counted; one statement, ids in order (concurrent
     transactions take the rows' locks in the same order)."""
@@ -135,14 +161,12 @@ def _raise_versions(session: Session) -> None:
         set_={"version": table.c.version + 1, "changed_at": stmt.excluded.changed_at}))
 
 
-@event.listens_for(Session, "after_commit")
-def _forget_committed(session: Session) -> None:
+def forget_committed(session: Session) -> None:
     session.info.pop(_PENDING, None)
     session.info.pop(_FINGERPRINTS, None)
 
 
-@event.listens_for(Session, "after_soft_rollback")
-def _forget_rolled_back(session: Session, previous_transaction) -> None:
+def forget_rolled_back(session: Session, previous_transaction) -> None:
     """A rolled-back transaction changed nothing; a rolled-back savepoint leaves the changes
     made before it standing, so they stay noted (noting too much only rebuilds a panel)."""
     session.info.pop(_FINGERPRINTS, None)
@@ -212,7 +236,7 @@ def _kept_entries(institution: Institution, names: list[str], locale: str) -> tu
 
 # --- panels as JSON ------------------------------------------------------------------------------
 
-def _encode_value(value):
+def encode_value(value):
     """A panel cell or figure as JSON; types JSON lacks become ``{"$type": text}``."""
     if value is None or isinstance(value, (bool, int, float)):
         return value
@@ -232,31 +256,12 @@ def _encode_value(value):
 _DECODERS = {"$markup": Markup, "$decimal": Decimal, "$datetime": datetime.fromisoformat, "$date": date.fromisoformat}
 
 
-def _decode_value(value):
+def decode_value(value):
     if isinstance(value, dict) and len(value) == 1:
         (kind, text), = value.items()
         if kind in _DECODERS:
             return _DECODERS[kind](text)
     return value
-
-
-def encode_panel(panel) -> str:
-    """The panel as JSON, keeping the types of its cells (a rate stays a Decimal, a date a date)."""
-    data = {f.name: getattr(panel, f.name) for f in fields(panel) if f.name != "figures_at"}
-    data["svg"] = None if panel.svg is None else str(panel.svg)
-    data["headers"] = [_encode_value(h) for h in panel.headers]
-    data["rows"] = [[_encode_value(v) for v in row] for row in panel.rows]
-    data["title"], data["note"] = str(panel.title), str(panel.note)
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-
-
-def decode_panel(text: str, figures_at: datetime | None = None):
-    from .dashboards import Panel
-    data = json.loads(text)
-    data["svg"] = None if data["svg"] is None else Markup(data["svg"])
-    data["headers"] = [_decode_value(h) for h in data["headers"]]
-    data["rows"] = [[_decode_value(v) for v in row] for row in data["rows"]]
-    return Panel(**data, figures_at=figures_at)
 
 
 # --- the cache -----------------------------------------------------------------------------------
@@ -265,36 +270,28 @@ def max_age() -> timedelta:
     return timedelta(seconds=current_app.config["XINDANG_DASHBOARD_CACHE_SECONDS"])
 
 
-def panels(institution: Institution, keys: Iterable[str], as_of: date, build: Callable[[str], object]) -> list:
-    """The panels ``keys`` of ``institution`` on ``as_of``: from the cache where still valid
-    (with ``figures_at`` set), otherwise built by ``build(key)`` (and kept). Only today's are kept."""
-    locale = str(get_locale() or "")
-    found = _cached(institution, list(keys), locale, as_of, build, encode_panel)
-    return [decode_panel(value, at) if at is not None else value for value, at in found]
-
-
 def figures(institution: Institution, name: str, as_of: date, build: Callable[[], dict]) -> tuple[dict, datetime | None]:
     """Figures other than a panel (a dict of numbers, lists and dicts) of ``institution``'s
     subtree, by the same rules: ``(figures, None)`` when just built, ``(figures, built at)``
     when from the cache. Kept under ``name`` for every language (numbers only)."""
     def encode(value: dict) -> str:
-        return json.dumps(value, default=_encode_value, separators=(",", ":"))
+        return json.dumps(value, default=encode_value, separators=(",", ":"))
 
-    (value, at), = _cached(institution, [name], "", as_of, lambda _name: build(), encode)
-    return (json.loads(value, object_hook=_decode_value) if at is not None else value), at
+    (value, at), = kept(institution, [name], "", as_of, lambda _name: build(), encode)
+    return (json.loads(value, object_hook=decode_value) if at is not None else value), at
 
 
 def kept_figures(institution: Institution, name: str, as_of: date) -> dict | None:
     """What ``figures`` would take from the cache, or None if nothing valid is kept (nothing is
     built): for a caller that has a cheaper way to the one number it needs."""
-    (value, at), = _cached(institution, [name], "", as_of, lambda _name: _NOT_BUILT, str)
-    return json.loads(value, object_hook=_decode_value) if at is not None else None
+    (value, at), = kept(institution, [name], "", as_of, lambda _name: _NOT_BUILT, str)
+    return json.loads(value, object_hook=decode_value) if at is not None else None
 
 
 _NOT_BUILT = object()
 
 
-def _cached(institution: Institution, names: list[str], locale: str, as_of: date, build: Callable[[str], object],
+def kept(institution: Institution, names: list[str], locale: str, as_of: date, build: Callable[[str], object],
             encode: Callable[[object], str]) -> list[tuple[object, datetime | None]]:
     """For each name: (kept JSON text, when it was built) if still valid, else (built value, None)."""
     age = max_age()

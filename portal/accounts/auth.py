@@ -11,8 +11,8 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length
 
-from .accounts.services import authenticate, end_sessions
-from .extensions import db, limiter
+from ..extensions import db, limiter
+from .services import authenticate, end_sessions
 
 bp = Blueprint("auth", __name__)
 

@@ -33,25 +33,25 @@ from types import SimpleNamespace
 
 from sqlalchemy import select
 
-from .accounts.models import Institution, Level, User
-from .archive.lending import approve_lending, issue_lending, remind_lending, request_lending, return_lending
-from .archive.models import Document, DocState, Volume
-from .audit.trail import record_event
-from .auditing.completeness import audit_completeness, write_snapshots
-from .demo_documents import archivist_of, file_onward
-from .extensions import db
-from .loans.models import Loan, LoanStatus
-from .loans.services import loan_facts
-from .postloan.classification import confirm_classification
-from .postloan.collection import write_snapshot
-from .postloan.common import RulesCache
-from .postloan.daily import refresh_loans, run_daily
-from .postloan.inspections import (blank_findings, can_review_escalation, can_sign_off, review_escalation,
+from ..accounts.models import Institution, Level, User
+from ..archive.lending import approve_lending, issue_lending, remind_lending, request_lending, return_lending
+from ..archive.models import Document, DocState, Volume
+from ..audit_trail import record_event
+from ..auditing.completeness import audit_completeness, write_snapshots
+from ..extensions import db
+from ..loans.models import Loan, LoanStatus
+from ..loans.services import loan_facts
+from ..postloan.classification import confirm_classification
+from ..postloan.collection import write_snapshot
+from ..postloan.daily import refresh_loans, run_daily
+from ..postloan.inspections import (blank_findings, can_review_escalation, can_sign_off, review_escalation,
                                    save_inspection, sign_off_inspection)
-from .postloan.models import (INSPECTION_TODO, ClassificationReview, EscalationStatus, Inspection, InspectionKind,
+from ..postloan.models import (INSPECTION_TODO, ClassificationReview, EscalationStatus, Inspection, InspectionKind,
                               PostloanFile, ReviewStatus, RiskWarning, WARNING_ACTIVE)
-from .postloan.state import Changes, LoanState
-from .postloan.warnings import act_on_warning
+from ..postloan.state import Changes, LoanState
+from ..postloan.warnings import act_on_warning
+from ..rules.lookup import rules_for
+from .documents import archivist_of, file_onward
 
 SEED = "xindang-demo-history"
 OPEN = (LoanStatus.ACTIVE.value, LoanStatus.OVERDUE.value)
@@ -203,7 +203,6 @@ def _inspect(loan: Loan, rules, today: date, staff: list[User], archivist: User 
 def seed_inspections(loans: list[Loan], today: date, result: HistoryResult) -> None:
     """Schedule each open loan's inspections from its disbursement (or the day it went overdue)
     and record what the officers have done since."""
-    cache = RulesCache()
     open_loans = [loan for loan in loans if loan.status in OPEN]
     by_start: dict[date, list[Loan]] = {}
     for loan in open_loans:
@@ -212,14 +211,14 @@ def seed_inspections(loans: list[Loan], today: date, result: HistoryResult) -> N
             start = max(loan.disbursed_on + timedelta(days=1), today - timedelta(days=loan.days_past_due))
         by_start.setdefault(min(start, today), []).append(loan)
     for start in sorted(by_start):
-        refresh_loans(by_start[start], start, rules_cache=cache)
+        refresh_loans(by_start[start], start)
     staff_of: dict[int, list[User]] = {}
     archivists: dict[int, User | None] = {}
     for loan in sorted(open_loans, key=lambda x: x.contract_no):
         if loan.branch_id not in staff_of:
             staff_of[loan.branch_id] = _branch_staff(loan.branch)
             archivists[loan.branch_id] = archivist_of(loan.branch)
-        _inspect(loan, cache.for_loan(loan), today, staff_of[loan.branch_id], archivists[loan.branch_id], result)
+        _inspect(loan, rules_for(loan), today, staff_of[loan.branch_id], archivists[loan.branch_id], result)
 
 
 def act_on_reviews_and_warnings(loans: list[Loan], today: date, result: HistoryResult) -> None:
@@ -295,14 +294,13 @@ def _state_on(loan: Loan, day: date, today: date) -> SimpleNamespace | None:
 def seed_snapshots(loans: list[Loan], today: date, result: HistoryResult) -> None:
     """Weekly bucket snapshots before today (today's is the daily run's) and weekly completeness
     snapshots of each union's audit over the loans disbursed by then."""
-    cache = RulesCache()
     changes = Changes()
     for week in range(1, SNAPSHOT_WEEKS + 1):
         day = today - timedelta(days=7 * week)
         for loan in loans:
             state = _state_on(loan, day, today)
             if state is not None:
-                write_snapshot(state, cache.for_loan(loan), day, LoanState(), changes)
+                write_snapshot(state, rules_for(loan), day, LoanState(), changes)
     result.snapshots += changes["snapshots"]
     provinces = db.session.execute(select(Institution).where(Institution.level == Level.PROVINCE.value)
                                    .order_by(Institution.code)).scalars().all()

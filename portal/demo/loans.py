@@ -1,51 +1,26 @@
-"""``flask seed-demo``: a demo portal to click through.
-
-Three provincial unions, one per rules plugin (湖南 ``hunan``, 山东 ``shandong``, 示范省
-``template`` with its city tier), two counties each with two or three branches, one login per
-role and place, and 22 loans per branch (330 in all) with borrowers, products, ratings, dates,
-overdue states and risk classes that fit together.
-
-Every value comes from one ``random.Random`` per province with a fixed seed, so every run plans
-the same data; dates count back from the day of the run. Rows that exist already (matched by
-institution code, user name, ID number or contract number) are left as they are, so a second
-run adds nothing. Institutions and users go through the account services (which write their
-audit events); loans are written per branch with one audit event per branch.
-
-The loans' credit files (documents with the gaps a county has) come from
-``portal/demo_documents.py``; the post-loan and archive work done on them so far (inspections,
-warnings, classification reviews, snapshots, lendings) from ``portal/demo_history.py``. Both
-run only for loans written in this run, so a second run adds nothing.
-
-Every demo login has the password ``DEMO_PASSWORD``; the command prints the logins at the end.
-"""
+"""The demo's institutions, staff, borrowers and loans: planned from ``places`` with one
+``random.Random`` per province (fixed seed), then written; rows that exist already (matched by
+institution code, user name, ID number or contract number) are left as they are."""
 from __future__ import annotations
 
 import random
-import sys
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Callable
 
-import click
-from flask.cli import with_appcontext
-from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from .accounts.models import Institution, Level, Role, User
-from .accounts.services import create_institution, create_user, get_institution, hash_password
-from .audit.trail import record_event
-from .data import demo_data as data
-from .data.demo_data import BranchSpec, CountySpec, ProvinceSpec
-from .errors import XindangError
-from .extensions import db
-from .labels import label
-from .loans.models import RISK_ORDER, Borrower, BorrowerKind, Loan, LoanStatus, RiskClass
-from .loans.services import loan_facts
-from .rules.defaults import add_months
-from .rules.service import rules_for
-from .timeutil import local_today
+from ..accounts.models import Institution, Level, Role, User
+from ..accounts.services import create_institution, create_user, get_institution, hash_password
+from ..audit_trail import record_event
+from ..extensions import db
+from ..loans.models import RISK_ORDER, Borrower, BorrowerKind, Loan, LoanStatus, RiskClass
+from ..loans.services import loan_facts
+from ..rules.lookup import rules_for
+from ..rules.services import set_union_plugin
+from ..timeutil import add_months
+from . import places as data
+from .places import BranchSpec, CountySpec, ProvinceSpec
 
 DEMO_PASSWORD = "Xindang#2024"
 LOANS_PER_BRANCH = 22
@@ -461,10 +436,12 @@ class SeedResult:
     new_loans: list[Loan] = field(default_factory=list)
 
 
-def _ensure_institutions(spec: ProvinceSpec, result: SeedResult) -> None:
+def ensure_institutions(spec: ProvinceSpec, result: SeedResult) -> None:
     def ensure(code: str, name: str, level: Level, parent: str | None = None, plugin: str | None = None) -> None:
         if get_institution(code) is None:
-            create_institution(None, code, name, level.value, parent, plugin)
+            institution = create_institution(None, code, name, level.value, parent)
+            if plugin:
+                set_union_plugin(None, institution, plugin)
             result.institutions += 1
 
     ensure(spec.code, spec.name, Level.PROVINCE, plugin=spec.plugin)
@@ -478,7 +455,7 @@ def _ensure_institutions(spec: ProvinceSpec, result: SeedResult) -> None:
             ensure(branch.code, branch.name, Level.BRANCH, county.code)
 
 
-def _ensure_users(staff: list[DemoUser], result: SeedResult) -> dict[str, User]:
+def ensure_users(staff: list[DemoUser], result: SeedResult) -> dict[str, User]:
     names = [u.username.lower() for u in staff]
     existing = {u.username.lower(): u for u in db.session.execute(
         select(User).where(func.lower(User.username).in_(names))).scalars()}
@@ -495,7 +472,7 @@ def _ensure_users(staff: list[DemoUser], result: SeedResult) -> dict[str, User]:
     return existing
 
 
-def _write_branch_loans(county: CountySpec, branch_spec: BranchSpec, plans: list[LoanPlan],
+def write_branch_loans(county: CountySpec, branch_spec: BranchSpec, plans: list[LoanPlan],
                         users: dict[str, User], anchor: date, result: SeedResult) -> None:
     branch = get_institution(branch_spec.code)
     rules = rules_for(branch)
@@ -588,72 +565,3 @@ def _risk_class(rules, loan: Loan, plan: LoanPlan, anchor: date) -> str:
     if plan.reviewer_concern or loan.restructured_on is not None:
         judged = RiskClass.SPECIAL_MENTION.value
     return max(floor, judged, key=RISK_ORDER.index)
-
-
-def seed_demo(progress: Callable[[str], None] = lambda _message: None) -> SeedResult:
-    """Plan and write the demo data; the caller commits."""
-    result = SeedResult()
-    anchor = local_today()
-    for spec in data.PROVINCES:
-        progress(_("%(union)s (rules plugin %(plugin)s): institutions, staff and loans …",
-                   union=spec.name, plugin=spec.plugin))
-        _ensure_institutions(spec, result)
-        users = _ensure_users(plan_staff(spec), result)
-        plans = plan_province(spec)
-        for county in spec.counties:
-            for branch in county.branches:
-                _write_branch_loans(county, branch, plans[branch.code], users, anchor, result)
-    if not result.new_loans:
-        return result
-    from .demo_documents import seed_demo_documents
-    from .demo_history import seed_history
-    progress(_("Credit files: the documents of each loan, with the gaps a county has …"))
-    result.documents = seed_demo_documents(anchor, {loan.id for loan in result.new_loans})
-    progress(_("Post-loan work so far: inspections, warnings, classification, snapshots and lendings …"))
-    history = seed_history(result.new_loans, anchor)
-    result.inspections, result.lendings = history.inspections, history.lendings
-    return result
-
-
-def _pad(text: str, width: int) -> str:
-    """Left-justify by display width: a Chinese character takes two columns in a terminal."""
-    shown = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-    return text + " " * max(1, width - shown)
-
-
-def _print_logins(logins: list[DemoUser]) -> None:
-    codes = {u.institution_code for u in logins}
-    names = dict(db.session.execute(select(Institution.code, Institution.name)
-                                    .where(Institution.code.in_(codes))).all())
-    click.echo()
-    click.secho(_("Demo logins (password for all: %(password)s)", password=DEMO_PASSWORD), bold=True)
-    click.echo(_pad(_("User name"), 18) + _pad(_("Role"), 20) + _pad(_("Name"), 10) + _("Institution"))
-    for u in logins:
-        click.echo(_pad(u.username, 18) + _pad(label(u.role, "role"), 20) + _pad(u.display_name, 10)
-                   + f"{u.institution_code} {names.get(u.institution_code, '')} · {u.department}")
-
-
-@click.command("seed-demo")
-@click.option("--if-empty", is_flag=True, help="Do nothing when the database already has institutions.")
-@with_appcontext
-def seed_demo_command(if_empty: bool) -> None:
-    """Load demo data: three unions, their branches, staff logins and 330 loans with their credit
-    files and post-loan history (inspections, warnings, reviews, snapshots, lendings).
-
-    Safe to run again: what exists already is left as it is.
-    """
-    if if_empty and db.session.execute(select(func.count()).select_from(Institution)).scalar_one():
-        click.echo(_("The database already has data; no demo data loaded."))
-        return
-    try:
-        result = seed_demo(progress=click.echo)
-        db.session.commit()
-    except XindangError as exc:
-        db.session.rollback()
-        click.secho(exc.message, fg="red", err=True)
-        sys.exit(1)
-    click.echo(_("Demo data: %(i)d institutions, %(u)d users, %(b)d borrowers, %(l)d loans, %(d)d documents, "
-                 "%(n)d inspections and %(k)d lendings added; %(s)d loans were there already.",
-                 i=result.institutions, u=result.users, b=result.borrowers, l=result.loans, d=result.documents,
-                 n=result.inspections, k=result.lendings, s=result.skipped_loans))
-    _print_logins(result.logins)
