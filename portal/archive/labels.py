@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
+from ..rules.lookup import rules_for
+
 
 ARCHIVE_LABELS: dict[str, dict[str, object]] = {
     "doc_state": {"collected": _l("Collected"), "sorted": _l("Sorted"), "filed": _l("Filed"),
@@ -30,8 +32,6 @@ ARCHIVE_LABELS: dict[str, dict[str, object]] = {
 def doc_type_names(institution, *, chinese: bool = False) -> dict[str, str]:
     """Every document type of the institution's union: code → name in the user's language, or
     always the Chinese name (for the lists kept as records)."""
-    from ..rules.lookup import rules_for
-
     locale = get_locale()
     english = not chinese and locale is not None and locale.language == "en"
     return {d.code: d.name_en if english else d.name_zh for d in rules_for(institution).document_types()}

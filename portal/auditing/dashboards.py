@@ -19,12 +19,14 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from markupsafe import Markup
 from sqlalchemy import case, func, select
+from sqlalchemy.orm import selectinload
 
+from .. import kept
 from ..accounts.models import Institution, User
 from ..accounts.scope import can, in_scope
 from ..archive import lending as lending_svc
 from ..archive.models import Lending, LendingState
-from .. import kept
+from ..errors import InvalidInput
 from ..extensions import db
 from ..labels import label, yuan
 from ..loans.models import RISK_ORDER, Loan
@@ -37,7 +39,8 @@ from ..timeutil import local_today
 from . import charts
 from .completeness import CompletenessAudit, audit_completeness, completeness_trend, percent, subtree_ids
 from .fixity import last_run_summary
-from .inspections import archive_inspection_schedule
+from .inspections import Schedule, archive_inspection_schedule, inspections_query
+from .models import ArchiveInspection, InspectionState
 
 
 @dataclass
@@ -328,6 +331,36 @@ def build_dashboard(user: User, institution: Institution, *, as_of: date | None 
     if cached:
         return kept_panels(institution, keys, ctx.as_of, lambda key: PANELS[key][0](ctx))
     return [PANELS[key][0](ctx) for key in keys]
+
+
+# --- the overview report -----------------------------------------------------------------------
+
+@dataclass
+class InspectionOverview:
+    schedule: Schedule
+    completed: list[ArchiveInspection]
+    postloan: Panel             # the dashboard's post-loan inspections panel (same numbers)
+    start: date
+    end: date
+
+
+def inspection_overview(user: User, institution: Institution, start: date, end: date,
+                        as_of: date | None = None) -> InspectionOverview:
+    """The archive inspection schedule, the archive inspections completed in the period, and the
+    post-loan inspections still to do, for ``institution``'s subtree."""
+    as_of = as_of or local_today()
+    if end < start:
+        raise InvalidInput(_("The end date must not be before the start date."))
+    schedule = archive_inspection_schedule(institution, as_of)
+    completed = list(db.session.execute(
+        inspections_query(user).where(
+            ArchiveInspection.state == InspectionState.COMPLETED.value,
+            ArchiveInspection.inspected_on.between(start, end),
+            ArchiveInspection.institution_id.in_(select(Institution.id).where(
+                Institution.path.startswith(institution.path, autoescape=True))))
+        .options(selectinload(ArchiveInspection.files), selectinload(ArchiveInspection.recorded_by))).scalars())
+    postloan = postloan_inspections_panel(DashboardContext(user, institution, as_of))
+    return InspectionOverview(schedule, completed, postloan, start, end)
 
 
 # --- panels kept between views (portal/kept.py) -------------------------------------------------

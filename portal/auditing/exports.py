@@ -24,6 +24,7 @@ from ..reports.pdf import render_pdf
 from ..timeutil import to_local
 from . import charts
 from .completeness import CompletenessAudit
+from .dashboards import archive_inspections_chart, migration_chart
 
 # A PDF lists at most this many incomplete files in detail (WeasyPrint lays out about 20 table
 # rows a second); the Excel file has them all.
@@ -201,7 +202,6 @@ def destruction_lists_xlsx(lists, *, institution_name: str) -> bytes:
 # --- inspection overview ---------------------------------------------------------------------
 
 def inspection_overview_pdf(overview, *, institution_name: str) -> bytes:
-    from .dashboards import archive_inspections_chart
     chart = archive_inspections_chart(overview.schedule) if overview.schedule.rows else None
     postloan_chart = overview.postloan.svg
     return render_pdf("reports/auditing_inspections.html", title=_("Inspection overview"),
@@ -236,7 +236,6 @@ def inspection_overview_xlsx(overview, *, institution_name: str) -> bytes:
 # --- overdue migration -----------------------------------------------------------------------
 
 def migration_pdf(report) -> bytes:
-    from .dashboards import migration_chart
     chart = migration_chart(report)
     return render_pdf("reports/auditing_migration.html", title=_("Overdue migration report"),
                       institution_name=report.institution.name, report=report,

@@ -33,6 +33,7 @@ from ..labels import label
 from ..loans.models import Borrower, Loan
 from ..rules.lookup import rules_for
 from ..timeutil import add_months, local_today, to_local, utcnow
+from .completeness import audit_completeness
 from .models import ArchiveInspection, ArchiveInspectionFile, Conclusion, FileResult, InspectionState
 
 SAMPLE_DEFAULT = 10
@@ -261,7 +262,6 @@ def save_archive_inspection(actor: User, insp: ArchiveInspection, data: Inspecti
         row.result = result or None
         row.note = (note or "").strip()
     if complete:
-        from .completeness import audit_completeness
         audit = audit_completeness(insp.institution, borrower_ids=[f.borrower_id for f in insp.files])
         missing: dict[int, int] = {}
         for result in audit.loans:
@@ -297,35 +297,3 @@ def cancel_archive_inspection(actor: User, insp: ArchiveInspection, reason: str)
 
 def may_change(user: User, insp: ArchiveInspection) -> bool:
     return insp.is_draft and insp.recorded_by_id == user.id
-
-
-# --- the overview report -----------------------------------------------------------------------
-
-@dataclass
-class InspectionOverview:
-    schedule: Schedule
-    completed: list[ArchiveInspection]
-    postloan: object            # the dashboard's post-loan inspections panel (same numbers)
-    start: date
-    end: date
-
-
-def inspection_overview(user: User, institution: Institution, start: date, end: date,
-                        as_of: date | None = None) -> InspectionOverview:
-    """The archive inspection schedule, the archive inspections completed in the period, and the
-    post-loan inspections still to do, for ``institution``'s subtree."""
-    from .dashboards import DashboardContext, postloan_inspections_panel
-
-    as_of = as_of or local_today()
-    if end < start:
-        raise InvalidInput(_("The end date must not be before the start date."))
-    schedule = archive_inspection_schedule(institution, as_of)
-    completed = list(db.session.execute(
-        inspections_query(user).where(
-            ArchiveInspection.state == InspectionState.COMPLETED.value,
-            ArchiveInspection.inspected_on.between(start, end),
-            ArchiveInspection.institution_id.in_(select(Institution.id).where(
-                Institution.path.startswith(institution.path, autoescape=True))))
-        .options(selectinload(ArchiveInspection.files), selectinload(ArchiveInspection.recorded_by))).scalars())
-    postloan = postloan_inspections_panel(DashboardContext(user, institution, as_of))
-    return InspectionOverview(schedule, completed, postloan, start, end)

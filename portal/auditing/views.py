@@ -33,7 +33,8 @@ from . import fixity as fixity_svc
 from . import inspections as insp_svc
 from . import models  # noqa: F401 - the tables must be known to db.create_all
 from .completeness import audit_completeness, subtree_ids
-from .dashboards import build_dashboard, completeness_trend_chart, default_migration_period, panels_for
+from .dashboards import (build_dashboard, completeness_trend_chart, default_migration_period, inspection_overview,
+                         panels_for)
 from .forms import CancelInspectionForm, StartInspectionForm, VerifyForm
 from .models import ArchiveInspection
 
@@ -393,7 +394,7 @@ def report(kind: str, fmt: str):
                      f"销毁清册汇总-{inst.code}-{today}.xlsx")
     if kind == "inspections":
         start, end = _date_arg("start", today.replace(month=1, day=1)), _date_arg("end", today)
-        overview = insp_svc.inspection_overview(current_user, inst, start, end, today)
+        overview = inspection_overview(current_user, inst, start, end, today)
         if fmt == "pdf":
             return _pdf(exports.inspection_overview_pdf(overview, institution_name=inst.name),
                         f"检查情况-{inst.code}-{today}.pdf")

@@ -45,7 +45,10 @@ from flask import current_app
 from sqlalchemy import Connection, MetaData, Table, bindparam, func, inspect, select, text
 from sqlalchemy import types as sqltypes
 
+from ..archive.models import LIVE_STATES
+from ..archive.storage import LocalStore, MinioStore, ObjectMissing, StoreUnavailable, current_store
 from ..extensions import db
+from ..search.index import current_index
 
 FORMAT = "xindang-backup"
 VERSION = 1
@@ -213,7 +216,6 @@ def _dump_table(conn: Connection, table: Table, path: Path, claims: dict[str, st
         if not {claim[1], claim[2]} <= set(names) or (claim[3] and claim[3] not in names):
             claim = None
     if claim is not None:
-        from ..archive.models import LIVE_STATES
         key_at, sha_at = names.index(claim[1]), names.index(claim[2])
         state_at = names.index(claim[3]) if claim[3] else None
     out = _HashingFile(path)
@@ -243,8 +245,6 @@ def _copy_object(store, key: str, path: Path) -> dict:
 
 def create_backup(directory: Path, *, store=None, echo: Callable[[str], None] = lambda line: None) -> BackupReport:
     """Write a backup of the database and the object store into ``directory`` (new or empty)."""
-    from ..archive.storage import ObjectMissing, current_store
-
     store = store or current_store()
     directory = Path(directory)
     _empty_folder(directory)
@@ -430,8 +430,6 @@ def _check_empty(conn: Connection, metadata: MetaData, store) -> None:
 
 def _put_object(store, key: str, path: Path, size: int) -> None:
     """Store the file under its original key (the store's own ``put_stream`` makes new keys)."""
-    from ..archive.storage import LocalStore, MinioStore, StoreUnavailable
-
     if isinstance(store, LocalStore):
         target = store.root / key
         tmp = target.with_name(f".{target.name}.part")
@@ -505,10 +503,6 @@ def _reset_sequences(conn: Connection, tables: list[Table]) -> None:
 
 def _mark_search_for_rebuild(directory: Path) -> bool:
     try:
-        from ..search.index import current_index
-    except ImportError:  # a portal without search
-        return False
-    try:
         current_index().mark_for_rebuild(f"restored from the backup in {directory}")
     except OSError:
         current_app.logger.exception("could not mark the search index for rebuilding")
@@ -519,8 +513,6 @@ def _mark_search_for_rebuild(directory: Path) -> bool:
 def restore_backup(directory: Path, *, store=None, echo: Callable[[str], None] = lambda line: None) -> RestoreReport:
     """Restore the backup in ``directory`` into this (empty) deployment. Raises BackupError,
     having written nothing, when the backup or the deployment is not as it must be."""
-    from ..archive.storage import current_store
-
     directory = Path(directory)
     store = store or current_store()
     manifest = verify_backup(directory)

@@ -8,7 +8,7 @@ from sqlalchemy import Select, and_, func, or_, select
 
 from .. import kept
 from ..accounts.models import Institution, User
-from ..accounts.scope import is_global, scoped
+from ..accounts.scope import in_scope, is_global, scoped
 from ..extensions import db
 from ..rules.manager import UnionRules
 from ..rules.types import LoanFacts
@@ -94,8 +94,6 @@ LIST_COLUMNS = (Loan.id, Loan.contract_no, Borrower.name.label("borrower_name"),
 def loan_summary(user: User) -> dict:
     """The user's loans by status, the open ones by risk class (number, balance) and the open
     balance, in one pass over the loans in scope."""
-    from ..accounts.scope import in_scope
-
     by_status: dict[str, int] = {}
     by_risk: dict[str, list[int]] = {}
     balance = 0

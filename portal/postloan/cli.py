@@ -12,6 +12,7 @@ from ..accounts.services import get_user
 from ..extensions import db
 from ..labels import label
 from ..timeutil import local_today
+from .daily import due_as_dict, due_for_user, run_daily
 
 postloan_cli = AppGroup("postloan", help="Post-loan work: the daily run and due lists.")
 
@@ -31,7 +32,6 @@ def _as_of(value: str | None) -> date:
 def run_daily_command(as_of: str | None, as_json: bool) -> None:
     """Recompute due inspections, warnings, classification suggestions, collection lists, notices
     and the day's bucket snapshot. Running it again for the same date changes nothing."""
-    from .daily import run_daily
     day = _as_of(as_of)
     changes = run_daily(day)
     db.session.commit()
@@ -53,7 +53,6 @@ def run_daily_command(as_of: str | None, as_json: bool) -> None:
 def due_command(username: str, as_of: str | None, as_json: bool) -> None:
     """Print what the user has overdue and due: inspections, sign-offs, escalated reports,
     collection, notices, classification reviews and handovers to confirm."""
-    from .daily import due_as_dict, due_for_user
     user = get_user(username)
     if user is None:
         click.secho(f"No user {username!r}.", fg="red", err=True)

@@ -10,14 +10,16 @@ from sqlalchemy import select, update
 from ..accounts.models import User
 from ..accounts.scope import scoped
 from ..audit_trail import record_event
-from ..errors import InvalidInput, WrongState
+from ..errors import InvalidInput, PermissionDenied, WrongState
 from ..extensions import db
 from ..loans.models import Loan, LoanStatus
 from ..loans.services import loan_facts
+from ..reports.pdf import render_pdf
 from ..rules.lookup import rules_for
 from ..timeutil import local_today, utcnow
 from .common import CLOSED_LOAN_STATUSES, describe_roles, named_by, require_named, require_open
 from .files import file_into_credit_file, keep_and_file, keep_file, read_upload, safe_filename
+from .handover import officer_history
 from .models import (INSPECTION_TODO, WARNING_ACTIVE, ClassificationReview, CollectionTask, Inspection,
                      InspectionStatus, LoanCondition, LoanEvaluation, LoanNotice, PostloanFile, ReviewStatus,
                      RiskWarning, WarningAction, WarningStatus, WriteOff, WriteOffStatus)
@@ -82,7 +84,6 @@ def settle_loan(actor: User, loan: Loan, settled_on: date, note: str = "") -> Po
     close_open_items([loan], today, changes)
     rules = rules_for(loan)
     doc = rules.document_type("settlement_certificate")
-    from ..reports.pdf import render_pdf
     data = render_pdf("reports/postloan_settlement.html", title=doc.name_zh if doc else _("Settlement certificate"),
                       institution_name=loan.branch.name, loan=loan, note=(note or "").strip(), before=before)
     record = keep_and_file(actor, loan, owner_kind="settlement", owner_id=loan.id, doc_type="settlement_certificate",
@@ -143,7 +144,6 @@ def decide_write_off(actor: User, write_off: WriteOff, approve: bool, note: str)
     loan = write_off.loan
     require_named(write_off_roles(loan), actor, _("approving write-offs"))
     if write_off.requested_by_id == actor.id:
-        from ..errors import PermissionDenied
         raise PermissionDenied(_("You asked for this write-off; someone else approves it."))
     note = (note or "").strip()
     if not approve and not note:
@@ -163,7 +163,6 @@ def decide_write_off(actor: User, write_off: WriteOff, approve: bool, note: str)
     db.session.flush()
     close_open_items([loan], local_today(), Changes())
     rules = rules_for(loan)
-    from ..reports.pdf import render_pdf
     evidence = write_off_files(write_off)
     for doc_type in ("write_off_application", "write_off_approval"):
         doc = rules.document_type(doc_type)
@@ -213,8 +212,6 @@ def submit_evaluation(actor: User, loan: Loan, *, outcome: str, management: str,
     db.session.flush()
     rules = rules_for(loan)
     doc = rules.document_type("evaluation")
-    from ..reports.pdf import render_pdf
-    from .handover import officer_history
     data = render_pdf("reports/postloan_evaluation.html", title=doc.name_zh if doc else _("Final evaluation"),
                       institution_name=loan.branch.name, evaluation=evaluation, loan=loan,
                       periods=officer_history(loan))

@@ -20,6 +20,7 @@ from ..audit_trail import record_event
 from ..errors import InvalidInput, WrongState
 from ..extensions import db
 from ..loans.models import Loan, LoanStatus
+from ..reports.pdf import render_pdf
 from ..rules.lookup import rules_for
 from ..rules.manager import UnionRules
 from ..timeutil import local_today
@@ -200,7 +201,6 @@ def issue_notice(actor: User, notice: LoanNotice) -> LoanNotice:
     rules = rules_for(loan)
     doc_type = f"{notice.kind}_notice"
     doc = rules.document_type(doc_type)
-    from ..reports.pdf import render_pdf
     today = local_today()
     data = render_pdf(f"reports/postloan_{notice.kind}_notice.html",
                       title=doc.name_zh if doc else _("Notice"), institution_name=loan.branch.name,

@@ -3,14 +3,16 @@ filter, and the week a due list covers."""
 from __future__ import annotations
 
 from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Iterable
 
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from ..accounts.models import Institution, User
-from ..errors import InvalidInput, PermissionDenied
+from ..accounts.models import Institution, User, UserRole
+from ..errors import InvalidInput, PermissionDenied, WrongState
 from ..extensions import db
+from ..labels import label
 from ..loans.models import RISK_ORDER, Loan, LoanStatus
 from ..rules.types import RoleAt
 
@@ -31,13 +33,11 @@ def require_named(roles: tuple[RoleAt, ...], user: User, duty: str) -> None:
 
 
 def describe_roles(roles: Iterable[RoleAt]) -> str:
-    from ..labels import label
     return "、".join(f"{label(r.role, 'role')} ({label(r.level, 'level')})" for r in roles) or "—"
 
 
 def require_open(loan: Loan) -> None:
     if loan.status not in OPEN_LOAN_STATUSES:
-        from ..errors import WrongState
         raise WrongState(_("Loan %(no)s is closed.", no=loan.contract_no))
 
 
@@ -64,7 +64,6 @@ def parse_date(raw: str | None, field: str, *, required: bool = True) -> date | 
 
 def parse_yuan(raw: str | None, field: str, *, required: bool = False) -> int | None:
     """A yuan amount as typed ("1,234.5") to integer fen."""
-    from decimal import Decimal, InvalidOperation
     text = (raw or "").strip().replace(",", "").replace(",", "")
     if not text:
         if required:
@@ -82,7 +81,6 @@ def parse_yuan(raw: str | None, field: str, *, required: bool = False) -> int | 
 
 def officers_in(institution_path: str) -> list[User]:
     """Active users with an officer role whose institution lies in this subtree."""
-    from ..accounts.models import UserRole
     return list(db.session.execute(
         select(User).join(UserRole).join(Institution, User.institution_id == Institution.id)
         .where(UserRole.role.in_(OFFICER_ROLES), User.is_active_flag.is_(True),

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from ..accounts.models import User
+from ..accounts.scope import can
 from ..audit_trail import record_event
 from ..extensions import db
 from ..loans.models import Loan
@@ -31,7 +32,7 @@ from .closing import close_open_items
 from .collection import collection_list, ensure_notices, pending_notices, sync_collection_task, write_snapshot
 from .common import CLOSED_LOAN_STATUSES, OPEN_LOAN_STATUSES, week_end
 from .handover import handovers_to_confirm, sync_officer_period
-from .inspections import escalation_queue, inspection_lists, raise_special, sign_off_queue
+from .inspections import ensure_schedule, escalation_queue, inspection_lists, raise_special, sign_off_queue
 from .models import (INSPECTION_TODO, ClassificationReview, CollectionTask, Inspection, LoanCondition, LoanNotice,
                      ReviewStatus, RiskWarning, WARNING_ACTIVE)
 from .state import Changes, LoanState, load_states
@@ -65,7 +66,6 @@ def sync_conditions(loan: Loan, triggers: list[str], as_of: date, st: LoanState,
 
 def refresh_loan(loan: Loan, rules, as_of: date, st: LoanState, changes: Changes, *, daily: bool) -> None:
     sync_officer_period(loan, as_of, st, changes)
-    from .inspections import ensure_schedule
     ensure_schedule(loan, rules, as_of, st, changes)
     sync_conditions(loan, rules.special_inspection_triggers(loan_facts(loan)), as_of, st, changes)
     sync_collection_task(loan, as_of, st, changes)
@@ -154,7 +154,6 @@ def due_for_user(user: User, as_of: date) -> DueSummary:
     """What this user has to do: their inspections overdue and due this week, reports to sign off
     or review, today's collection list, notices to issue, classifications to confirm, handovers
     to confirm."""
-    from ..accounts.scope import can
     lists = inspection_lists(user, as_of, mine=True)
     summary = DueSummary(user, as_of, week_end(as_of), overdue=lists.overdue, due_this_week=lists.this_week)
     summary.sign_off = sign_off_queue(user)

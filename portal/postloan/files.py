@@ -16,6 +16,8 @@ from flask import current_app
 from flask_babel import gettext as _
 
 from ..accounts.models import User
+from ..archive.models import DocState, Document
+from ..archive.storage import ObjectMissing, current_store
 from ..errors import InvalidInput, WrongState
 from ..extensions import db
 from ..loans.models import Loan
@@ -88,8 +90,6 @@ def read_file(record: PostloanFile) -> bytes:
     archive's StoreUnavailable (503)."""
     if record.data is not None:
         return record.data
-    from ..archive.models import DocState, Document
-    from ..archive.storage import ObjectMissing, current_store
     document = db.session.get(Document, record.archive_document_id) if record.archive_document_id else None
     if document is None or document.state in (DocState.DESTROYED.value, DocState.DISCARDED.value):
         removed = document.removed_at if document is not None else None

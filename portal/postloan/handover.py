@@ -17,10 +17,12 @@ from sqlalchemy.orm import joinedload
 from ..accounts.models import User
 from ..accounts.scope import can, get_scoped_or_404, scoped
 from ..accounts.services import deactivate_user
+from ..archive.services import store_generated_document
 from ..audit_trail import record_event
 from ..errors import InvalidInput, PermissionDenied, WrongState
 from ..extensions import db
 from ..loans.models import Loan
+from ..reports.pdf import render_pdf
 from ..rules.lookup import rules_for
 from ..timeutil import local_today, utcnow
 from .common import OFFICER_ROLES, OPEN_LOAN_STATUSES
@@ -214,7 +216,6 @@ def _complete(actor: User, handover: Handover) -> None:
                        filename=safe_filename(f"handover_list-{handover.id}-{today}.pdf"), data=data)
     handover.file_id = record.id
     if archive_available():
-        from ..archive.services import store_generated_document
         # Each credit file keeps the list that moved its loan (the same bytes twice in one file
         # are stored once by the archive).
         for item in items:
@@ -232,7 +233,6 @@ def _complete(actor: User, handover: Handover) -> None:
 
 def render_handover_list(handover: Handover) -> bytes:
     """The handover list as it stands: a preview while proposed, the signed list once complete."""
-    from ..reports.pdf import render_pdf
     loan_ids = [i.loan_id for i in handover.items]
     counts = open_item_counts(loan_ids) if handover.status == HandoverStatus.PROPOSED.value else None
     rules = rules_for(handover.institution)

@@ -21,8 +21,10 @@ from ..accounts.scope import scoped
 from ..audit_trail import record_event
 from ..errors import InvalidInput, PermissionDenied, WrongState
 from ..extensions import db
+from ..labels import label
 from ..loans.models import Loan
 from ..loans.services import loan_facts
+from ..reports.pdf import render_pdf
 from ..rules.lookup import rules_for
 from ..rules.manager import UnionRules
 from ..timeutil import local_today, utcnow
@@ -31,6 +33,7 @@ from .files import file_into_credit_file, keep_and_file, keep_file, read_upload,
 from .models import (INSPECTION_TODO, EscalationStatus, Inspection, InspectionKind, InspectionMethod,
                      InspectionStatus, PostloanFile)
 from .state import Changes, LoanState, load_states
+from .warnings import raise_warnings_from_findings
 
 FINDING_RESULTS = ("ok", "problem", "not_applicable")
 MAX_NOTE = 2000
@@ -189,14 +192,12 @@ def save_inspection(actor: User, insp: Inspection, *, method: str | None, inspec
                  {"loan": loan.contract_no, "kind": insp.kind, "method": method,
                   "inspected_on": inspected_on, "problems": problems}, institution_id=loan.branch_id)
     if submit:
-        from .warnings import raise_warnings_from_findings
         raise_warnings_from_findings(actor, insp)
         reschedule(loan, today)
     return insp
 
 
 def _status_label(code: str) -> str:
-    from ..labels import label
     return label(code, "inspection_status")
 
 
@@ -344,7 +345,6 @@ def add_attachment(actor: User, insp: Inspection, storage) -> PostloanFile:
 
 
 def render_inspection_report(insp: Inspection, rules: UnionRules | None = None) -> bytes:
-    from ..reports.pdf import render_pdf
     rules = rules or rules_for(insp.loan)
     doc = rules.document_type(report_doc_type(rules, insp.kind))
     title = doc.name_zh if doc else _("Post-loan inspection report")

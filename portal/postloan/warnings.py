@@ -8,12 +8,12 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from ..accounts.models import User
-from ..accounts.scope import scoped
+from ..accounts.models import Institution, User
+from ..accounts.scope import can, scoped
 from ..audit_trail import record_event
-from ..errors import InvalidInput, WrongState
+from ..errors import InvalidInput, PermissionDenied, WrongState
 from ..extensions import db
-from ..loans.models import Loan
+from ..loans.models import CREDIT_RATINGS, Loan
 from ..timeutil import local_today, utcnow
 from .common import require_open
 from .models import (MANUAL_SIGNALS, WARNING_ACTIVE, Inspection, LoanCondition, RiskWarning, WarningAction,
@@ -60,7 +60,6 @@ def lift_for_cleared_condition(condition: LoanCondition, as_of: date, st: LoanSt
 
 def check_rating_downgrade(loan: Loan, as_of: date, st: LoanState, changes: Changes) -> None:
     """A rating worse than at the last snapshot raises a rating-downgrade warning (once that day)."""
-    from ..loans.models import CREDIT_RATINGS
     previous = st.prev_snapshot.credit_rating if st.prev_snapshot else None
     current = loan.borrower.credit_rating
     if (previous in CREDIT_RATINGS and current in CREDIT_RATINGS
@@ -135,9 +134,7 @@ def act_on_warning(actor: User, warning: RiskWarning, action: str, note: str) ->
         warning.status = WarningStatus.ESCALATED.value
         warning.escalated_to_id = (branch.parent or branch).id
     elif action == "lift":
-        from ..accounts.scope import can
         if not can(actor, "postloan.decide_warning"):
-            from ..errors import PermissionDenied
             raise PermissionDenied(_("Your role does not allow this action."))
         note = _reason(note, _("Say why the warning is lifted."))
         _close(warning, actor, "lift", note)
@@ -154,7 +151,6 @@ def act_on_warning(actor: User, warning: RiskWarning, action: str, note: str) ->
 
 def warnings_in_scope(user: User, *, status: str | None = "active", signal: str | None = None,
                       branch_path: str | None = None, loan_id: int | None = None, limit: int = 500) -> list[RiskWarning]:
-    from ..accounts.models import Institution
     stmt = scoped(select(RiskWarning), RiskWarning, user).options(
         joinedload(RiskWarning.loan).joinedload(Loan.borrower), joinedload(RiskWarning.officer))
     if status == "active":
