@@ -29,10 +29,10 @@ from ..archive.models import Lending, LendingState
 from ..errors import InvalidInput
 from ..extensions import db
 from ..labels import label, yuan
-from ..loans.models import RISK_ORDER, Loan
+from ..loans.models import OPEN_LOAN_STATUSES, RISK_ORDER, Loan
 from ..loans.services import bucket_condition
 from ..postloan.collection import migration_report
-from ..postloan.common import OPEN_LOAN_STATUSES, week_end
+from ..postloan.common import week_end
 from ..postloan.models import INSPECTION_TODO, Inspection
 from ..rules.lookup import rules_for
 from ..timeutil import local_today

@@ -33,7 +33,7 @@ from ..archive.models import Document
 from ..archive.services import archive_document, collect_document, file_document, sort_document
 from ..extensions import db
 from ..labels import label, yuan
-from ..loans.models import Loan, LoanStatus
+from ..loans.models import OPEN_LOAN_STATUSES, Loan, LoanStatus
 from ..loans.services import loan_facts
 from ..rules.lookup import rules_for
 from ..rules.types import STAGES
@@ -207,7 +207,7 @@ def plan_branch_files(branch: Institution, loans: list[Loan], today: date) -> li
     with_gap = set(rng.sample(candidates, min(target, len(candidates))))
     plans = []
     for i, (loan, codes) in enumerate(zip(loans, required)):
-        open_loan = loan.status in (LoanStatus.ACTIVE.value, LoanStatus.OVERDUE.value)
+        open_loan = loan.status in OPEN_LOAN_STATUSES
         gaps: list[str] = []
         if i in with_gap:
             kinds = [(c, w) for c, w in GAP_WEIGHTS if c in codes and not (c == "first_visit" and open_loan)]

@@ -39,7 +39,7 @@ from ..archive.models import Document, DocState, Volume
 from ..audit_trail import record_event
 from ..auditing.completeness import audit_completeness, write_snapshots
 from ..extensions import db
-from ..loans.models import Loan, LoanStatus
+from ..loans.models import OPEN_LOAN_STATUSES, Loan, LoanStatus
 from ..loans.services import loan_facts
 from ..postloan.classification import confirm_classification
 from ..postloan.collection import write_snapshot
@@ -54,7 +54,6 @@ from ..rules.lookup import rules_for
 from .documents import archivist_of, file_onward
 
 SEED = "xindang-demo-history"
-OPEN = (LoanStatus.ACTIVE.value, LoanStatus.OVERDUE.value)
 SNAPSHOT_WEEKS = 17          # bucket snapshots: weekly, a little over the migration page's default period
 TREND_WEEKS = 13             # completeness snapshots: the trend panel shows 90 days
 AWAIT_SIGN_OFF_DAYS = 6      # reports of the last days still wait for the director
@@ -203,7 +202,7 @@ def _inspect(loan: Loan, rules, today: date, staff: list[User], archivist: User 
 def seed_inspections(loans: list[Loan], today: date, result: HistoryResult) -> None:
     """Schedule each open loan's inspections from its disbursement (or the day it went overdue)
     and record what the officers have done since."""
-    open_loans = [loan for loan in loans if loan.status in OPEN]
+    open_loans = [loan for loan in loans if loan.status in OPEN_LOAN_STATUSES]
     by_start: dict[date, list[Loan]] = {}
     for loan in open_loans:
         start = loan.disbursed_on

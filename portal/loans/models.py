@@ -54,6 +54,12 @@ class LoanStatus(str, enum.Enum):
     WRITTEN_OFF = "written_off"
 
 
+# Open loans are managed after the loan (inspections, warnings, classification, collection);
+# closed ones only keep their files.
+OPEN_LOAN_STATUSES = (LoanStatus.ACTIVE.value, LoanStatus.OVERDUE.value)
+CLOSED_LOAN_STATUSES = (LoanStatus.SETTLED.value, LoanStatus.WRITTEN_OFF.value)
+
+
 class RiskClass(str, enum.Enum):
     NORMAL = "normal"                  # 正常
     SPECIAL_MENTION = "special_mention"  # 关注

@@ -13,10 +13,7 @@ from ..extensions import db
 from ..rules.manager import UnionRules
 from ..rules.types import LoanFacts
 from ..timeutil import local_today
-from .models import Borrower, Loan, LoanStatus
-
-OPEN_STATES = (LoanStatus.ACTIVE.value, LoanStatus.OVERDUE.value)
-
+from .models import OPEN_LOAN_STATUSES, Borrower, Loan
 
 def loan_facts(loan: Loan) -> LoanFacts:
     return LoanFacts(
@@ -101,7 +98,7 @@ def loan_summary(user: User) -> dict:
             select(Loan.status, Loan.risk_class, func.count(), func.coalesce(func.sum(Loan.balance_fen), 0))
             .where(in_scope(Loan.branch_id, user)).group_by(Loan.status, Loan.risk_class)):
         by_status[status] = by_status.get(status, 0) + count
-        if status in OPEN_STATES:
+        if status in OPEN_LOAN_STATUSES:
             row = by_risk.setdefault(risk, [0, 0])
             row[0] += count
             row[1] += int(total)

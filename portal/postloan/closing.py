@@ -12,12 +12,12 @@ from ..accounts.scope import scoped
 from ..audit_trail import record_event
 from ..errors import InvalidInput, PermissionDenied, WrongState
 from ..extensions import db
-from ..loans.models import Loan, LoanStatus
+from ..loans.models import CLOSED_LOAN_STATUSES, Loan, LoanStatus
 from ..loans.services import loan_facts
 from ..reports.pdf import render_pdf
 from ..rules.lookup import rules_for
 from ..timeutil import local_today, utcnow
-from .common import CLOSED_LOAN_STATUSES, describe_roles, named_by, require_named, require_open
+from .common import describe_roles, named_by, require_named, require_open
 from .files import file_into_credit_file, keep_and_file, keep_file, read_upload, safe_filename
 from .handover import officer_history
 from .models import (INSPECTION_TODO, WARNING_ACTIVE, ClassificationReview, CollectionTask, Inspection,

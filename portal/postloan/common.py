@@ -13,11 +13,9 @@ from ..accounts.models import Institution, User, UserRole
 from ..errors import InvalidInput, PermissionDenied, WrongState
 from ..extensions import db
 from ..labels import label
-from ..loans.models import RISK_ORDER, Loan, LoanStatus
+from ..loans.models import OPEN_LOAN_STATUSES, RISK_ORDER, Loan
 from ..rules.types import RoleAt
 
-OPEN_LOAN_STATUSES = (LoanStatus.ACTIVE.value, LoanStatus.OVERDUE.value)
-CLOSED_LOAN_STATUSES = (LoanStatus.SETTLED.value, LoanStatus.WRITTEN_OFF.value)
 OFFICER_ROLES = ("loan_officer", "post_loan_officer")
 
 

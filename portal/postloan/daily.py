@@ -24,13 +24,13 @@ from ..accounts.models import User
 from ..accounts.scope import can
 from ..audit_trail import record_event
 from ..extensions import db
-from ..loans.models import Loan
+from ..loans.models import CLOSED_LOAN_STATUSES, OPEN_LOAN_STATUSES, Loan
 from ..loans.services import loan_facts
 from ..rules.lookup import rules_for
 from .classification import refresh_suggestion, review_queue
 from .closing import close_open_items
 from .collection import collection_list, ensure_notices, pending_notices, sync_collection_task, write_snapshot
-from .common import CLOSED_LOAN_STATUSES, OPEN_LOAN_STATUSES, week_end
+from .common import week_end
 from .handover import handovers_to_confirm, sync_officer_period
 from .inspections import ensure_schedule, escalation_queue, inspection_lists, raise_special, sign_off_queue
 from .models import (INSPECTION_TODO, ClassificationReview, CollectionTask, Inspection, LoanCondition, LoanNotice,

@@ -21,11 +21,11 @@ from ..archive.services import store_generated_document
 from ..audit_trail import record_event
 from ..errors import InvalidInput, PermissionDenied, WrongState
 from ..extensions import db
-from ..loans.models import Loan
+from ..loans.models import OPEN_LOAN_STATUSES, Loan
 from ..reports.pdf import render_pdf
 from ..rules.lookup import rules_for
 from ..timeutil import local_today, utcnow
-from .common import OFFICER_ROLES, OPEN_LOAN_STATUSES
+from .common import OFFICER_ROLES
 from .files import archive_available, keep_file, safe_filename
 from .models import (INSPECTION_MOVABLE, WARNING_ACTIVE, CollectionTask, Handover, HandoverItem, HandoverStatus,
                      Inspection, LoanNotice, LoanOfficerPeriod, RiskWarning)

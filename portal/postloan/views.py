@@ -18,13 +18,13 @@ from ..accounts.scope import can, get_scoped_or_404, require, scoped, visible_in
 from ..routing import parse_id
 from ..errors import InvalidInput
 from ..extensions import db
-from ..loans.models import Loan
+from ..loans.models import OPEN_LOAN_STATUSES, Loan
 from ..loans.services import loan_facts
 from ..rules.lookup import rules_for
 from ..timeutil import local_today
 from . import classification as cls
 from . import closing, collection, handover as ho, inspections as insp_svc, warnings as warn_svc
-from .common import OPEN_LOAN_STATUSES, officers_in, parse_date, week_end
+from .common import officers_in, parse_date, week_end
 from .files import read_file
 from .forms import checkbox, inspection_form, month_arg
 from .models import (INSPECTION_TODO, MANUAL_SIGNALS, WARNING_ACTIVE, ClassificationReview, CollectionTask, Handover,
