@@ -2,7 +2,9 @@
 
 - ``analysis``: normalisation, rjieba with the domain dictionary, bigrams, identifier parts.
 - ``schema``: the Whoosh fields, the positions format, what one document becomes.
-- ``writer``: the fast segment writer, and reading its blocks back in bulk.
+- ``segment_writer``: the fast segment writer (new documents and merges).
+- ``w3_postings``: the W3 codec's posting blocks, written a term at a time and read back in bulk.
+- ``whoosh_internals``: the only module touching Whoosh's private names; checks the pinned version.
 - ``index``: the index folder (open, create, rebuild, writer lock, pooled searchers, bulk load).
 - ``engine``: the query executor over the index's segments.
 - ``query``: the query syntax, the plan, highlights, ``search_documents`` (the service).

@@ -19,21 +19,18 @@ from __future__ import annotations
 
 import heapq
 import math
-import pickle
 import threading
-import zlib
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from itertools import accumulate
 
 import numpy as np
-from whoosh.codec.whoosh3 import LENGTHS_COLUMN, _lenfield
 from whoosh.reading import TermNotFound
 from whoosh.util.numeric import byte_to_length
 
 from .analysis import grams
 from .schema import decode_positions
-from .writer import iter_blocks
+from .w3_postings import iter_blocks, read_block
+from .whoosh_internals import field_length_bytes, term_info
 
 BM25_B = 0.75
 BM25_K1 = 1.2
@@ -150,20 +147,9 @@ def union(arrays: list[np.ndarray]) -> np.ndarray:
 
 def _term_info(seg, fieldname: str, term: str):
     try:
-        return seg._terms.term_info(fieldname, term.encode("utf-8"))
+        return term_info(seg, fieldname, term.encode("utf-8"))
     except (TermNotFound, KeyError):
         return None
-
-
-def _decode_block(data) -> tuple[list[int], object, object]:
-    """(ids, weights, values) of a block from ``iter_blocks`` (pickle and zlib, in C)."""
-    if data[0] == "inline":
-        _tag, ids, weights, values = data
-        return list(ids), list(weights), tuple(values) if values else None
-    compression, buf, start, end = data
-    raw = buf[start:end]
-    deltas, weights, values = pickle.loads(zlib.decompress(raw) if compression else raw)
-    return list(accumulate(deltas)), weights, values
 
 
 @dataclass
@@ -192,7 +178,7 @@ def _blocks_postings(blocks: list, what: str) -> Postings:
     weights: list[float] = []
     values: list[bytes] = []
     for data in blocks:
-        block_ids, block_weights, block_values = _decode_block(data)
+        block_ids, block_weights, block_values = read_block(data)
         ids.extend(block_ids)
         if what == "weights":
             n = len(block_ids)
@@ -395,7 +381,7 @@ class _Segment:
         self.seg = seg
         self.offset = offset
         self.doc_count_all = seg.doc_count_all()
-        self.segment_id = seg._segment.segment_id()
+        self.segment_id = seg.segment().segment_id()
         self.deleted = (np.array(sorted(seg.deleted_docs_set), dtype=DOCS) if seg.has_deletions() else EMPTY)
         self.cache = CACHES.get(self.segment_id)
 
@@ -457,7 +443,7 @@ class _Segment:
         cached = self.cache.norms.get(fieldname)
         if cached is not None and cached[0] == avg_length:
             return cached[1]
-        reader = self.seg._perdoc._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN)
+        reader = field_length_bytes(self.seg, fieldname)
         lengths = [byte_to_length(b) for b in reader] if reader is not None else [0] * self.doc_count_all
         avg = avg_length or 1.0
         norms = np.array([BM25_K1 * (1 - BM25_B + BM25_B * dl / avg) for dl in lengths], dtype=np.float64)
@@ -610,8 +596,8 @@ def execute(searcher, plan: Plan, *, sort: str = "relevance", offset: int = 0, l
     reader = searcher.reader()
     leaves = reader.leaf_readers() if hasattr(reader, "leaf_readers") else [(reader, 0)]
     # An index without a segment yet (no document ever indexed) reads as Whoosh's EmptyReader.
-    leaves = [(leaf, base) for leaf, base in leaves if hasattr(leaf, "_segment")]
-    CACHES.retain(leaf._segment.segment_id() for leaf, _base in leaves)
+    leaves = [(leaf, base) for leaf, base in leaves if leaf.segment() is not None]
+    CACHES.retain(leaf.segment().segment_id() for leaf, _base in leaves)
     want = offset + limit
     doc_count = max(reader.doc_count(), 1)
     idf: dict[tuple[str, str], float] = {}

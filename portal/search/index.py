@@ -25,13 +25,13 @@ from whoosh.filedb.filestore import FileStorage
 from whoosh.index import LockError
 
 from .schema import SCHEMA_VERSION, build_schema
-from .writer import FastSegmentWriter
+from .segment_writer import FastSegmentWriter
+from .whoosh_internals import WRITER_LOCK_NAME, index_segments
 
 log = logging.getLogger(__name__)
 
 VERSION_FILE = "XINDANG_SCHEMA"
 REBUILD_MARKER = "REBUILD"
-LOCK_NAME = "MAIN_WRITELOCK"
 
 
 class IndexBusy(Exception):
@@ -79,7 +79,7 @@ class SearchIndex:
 
     def _recreate(self, *, mark: bool = True):
         storage = FileStorage(str(self.path))
-        lock = storage.lock(LOCK_NAME)
+        lock = storage.lock(WRITER_LOCK_NAME)
         if not lock.acquire(blocking=False):
             raise IndexBusy()
         try:
@@ -92,7 +92,7 @@ class SearchIndex:
             except Exception:  # noqa: BLE001 - unreadable: recreate it below
                 pass
             for entry in self.path.iterdir():
-                if entry.name == LOCK_NAME:
+                if entry.name == WRITER_LOCK_NAME:
                     continue
                 if entry.is_dir():
                     shutil.rmtree(entry, ignore_errors=True)
@@ -231,7 +231,7 @@ class SearchIndex:
         except BaseException:
             writer.cancel()
             raise
-        return before, len(self.open()._segments())
+        return before, len(index_segments(self.open()))
 
     def bulk_add(self, batches: list, build, *, procs: int = 1, init=None, progress=None) -> int:
         """Index ``batches`` (lists of whatever ``build`` turns into field dicts), one new segment
@@ -270,9 +270,7 @@ class SearchIndex:
                 if pool is not None:
                     pool.close()
                     pool.join()
-            parent._close_segment()
-            parent._commit_toc(parent.segments + segments)
-            parent._finish()
+            parent.commit_toc(parent.segments + segments)
         except BaseException:
             parent.cancel()
             raise
@@ -296,16 +294,16 @@ def _bulk_worker(job):
     """One batch as one finished segment (not yet in the table of contents)."""
     batch_no, items = job
     ix = whoosh_index.open_dir(_BULK["path"])
-    writer = FastSegmentWriter(ix, _lk=False)
+    writer = FastSegmentWriter(ix, lock=False)
     count = 0
     for fields in _BULK["build"](items):
         writer.add_document(**fields)
         count += 1
     if not count:
-        writer._close_segment()
+        writer.close_segment()
         return batch_no, None, 0
     # The temporary folder is shared with the parent's writer, which removes it when it finishes.
-    return batch_no, writer._finalize_segment(), count
+    return batch_no, writer.finalize_segment(), count
 
 
 _indexes: dict[str, SearchIndex] = {}

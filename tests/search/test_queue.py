@@ -11,6 +11,7 @@ from datetime import timedelta
 from portal.archive.models import Document
 from portal.extensions import db
 from portal.search.models import DocumentText, SearchQueue
+from portal.search.whoosh_internals import WRITER_LOCK_NAME
 
 from .conftest import add_document, docx_bytes, drain_all, search_as
 
@@ -61,7 +62,7 @@ def test_a_locked_index_delays_the_update_but_does_not_lose_it(app, world, index
     # Another process holds Whoosh's writer lock.
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys; from whoosh.filedb.filestore import FileStorage; "
-         f"lock = FileStorage({str(index_dir)!r}).lock('MAIN_WRITELOCK'); assert lock.acquire(); "
+         f"lock = FileStorage({str(index_dir)!r}).lock({WRITER_LOCK_NAME!r}); assert lock.acquire(); "
          "print('locked', flush=True); sys.stdin.read()"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:

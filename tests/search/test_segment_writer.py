@@ -9,7 +9,8 @@ from whoosh import query as wq
 
 from portal.search.analysis import get_analyzer
 from portal.search.schema import IndexRecord, build_schema, document_fields
-from portal.search.writer import FastSegmentWriter
+from portal.search.segment_writer import FastSegmentWriter
+from portal.search.whoosh_internals import index_segments
 
 ANALYZER = get_analyzer()
 TEXTS = ["农村信用社借款合同编号XY2024-001，借款人王建国", "贷后检查发现借款人挪用贷款资金" * 30,
@@ -72,11 +73,11 @@ def test_segments_merge_and_keep_deletions(tmp_path):
         for rec in recs[start:start + 30]:
             writer.add_document(**document_fields(rec, ANALYZER))
         writer.commit(merge=False)
-    assert len(ix._segments()) == 3
+    assert len(index_segments(ix)) == 3
     writer = FastSegmentWriter(ix)
     writer.delete_by_term("id", "5")
     writer.commit(optimize=True)
-    assert len(ix._segments()) == 1
+    assert len(index_segments(ix)) == 1
     with ix.searcher() as searcher:
         assert searcher.doc_count() == 89
         found = {int(searcher.stored_fields(d)["id"]) for d in searcher.docs_for_query(wq.Term("borrower", "柱月"))}
@@ -99,7 +100,7 @@ def test_a_merge_writes_what_a_single_commit_writes(tmp_path):
             writer.add_document(**document_fields(rec, ANALYZER))
         writer.commit(merge=False)
     FastSegmentWriter(merged).commit(optimize=True)
-    assert len(merged._segments()) == 1
+    assert len(index_segments(merged)) == 1
     with one.reader() as a, merged.reader() as b:
         assert postings(a) == postings(b)
 

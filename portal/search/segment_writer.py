@@ -6,43 +6,26 @@ four layers of calls with type assertions. For this index (≈ 600 postings a do
 about 20 µs a posting, 60–80 documents a second, short of the goal of 150.
 
 ``FastSegmentWriter`` keeps the postings grouped by term as they arrive (compact arrays), keeps
-field lengths in memory, and at commit writes each term's blocks in the layout of
-``whoosh.codec.whoosh3.W3PostingsWriter`` with the same block and term statistics (only the
-block's pickle uses protocol 5, which stores bytes natively; Whoosh's reader unpickles any
-protocol), so every reader, searcher and merge of Whoosh works on the result unchanged. Merging
-(``add_reader``) appends a block at a time. Everything else (locking, stored fields, columns,
-deletions, merge policies, the TOC) is Whoosh's own code. ``tests/search/test_writer.py`` checks
-the result against Whoosh's writer, posting for posting, before and after a merge.
-
-The bulk reading of blocks (``iter_blocks``, ``decode_block``, ``decode_ids``) lives here too, as
-the other half of the same format; the query engine uses it.
-
-Only whoosh-reloaded 2.7.x's W3 codec is supported (pinned in pyproject.toml).
+field lengths in memory, and at commit writes each term's blocks with ``w3_postings.write_term``
+in the layout of ``whoosh.codec.whoosh3.W3PostingsWriter``, so every reader, searcher and merge
+of Whoosh works on the result unchanged. Merging (``add_reader``) appends a block at a time.
+Everything else (locking, stored fields, columns, deletions, merge policies, the TOC) is
+Whoosh's own code, reached through ``whoosh_internals.SegmentWriterSteps`` where it is private.
+``tests/search/test_segment_writer.py`` checks the result against Whoosh's writer, posting for
+posting, before and after a merge.
 """
 from __future__ import annotations
 
-import io
-import pickle
-import struct
-import zlib
 from array import array
-from itertools import accumulate, repeat
-from operator import add
+from itertools import repeat
 
 import numpy as np
-from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC, W3Codec, W3TermInfo
-from whoosh.compat import dumps
-from whoosh.system import pack_ushort
-from whoosh.util.numeric import length_to_byte
-from whoosh.writing import SegmentWriter
+from whoosh.codec.whoosh3 import W3Codec
 
 from .analysis import GramCounts, GramPostings, gram_text
 from .schema import encode_positions
-
-BLOCK_LIMIT = 128     # postings a block, as W3Codec's default
-COMPRESSION = 3       # zlib level, as W3Codec's default
-MIN_COMPRESS = 64     # bytes: a smaller block's pickle is stored as it is
-_BLOCK_LENGTH = struct.Struct("!i")
+from .w3_postings import decode_block, iter_blocks, write_term
+from .whoosh_internals import SegmentWriterSteps, postings_file, term_infos, term_row_adder
 
 
 class _FieldPostings:
@@ -161,8 +144,9 @@ def _sorted_terms(postings: _FieldPostings):
         yield (terms[int(tids[order[a]])], ids[a:b], weights[a:b], data, starts[a:b], ends[a:b])
 
 
-class FastSegmentWriter(SegmentWriter):
-    """``SegmentWriter`` with columnar postings and a direct block writer (see module doc)."""
+class FastSegmentWriter(SegmentWriterSteps):
+    """``SegmentWriter`` with columnar postings and a direct block writer (see module doc).
+    ``lock=False``: a writer of one segment for ``SearchIndex.bulk_add``, whose parent holds the lock."""
 
     def __init__(self, ix, **kwargs) -> None:
         kwargs.setdefault("codec", W3Codec())
@@ -181,19 +165,19 @@ class FastSegmentWriter(SegmentWriter):
                 bucket = lengths.get(fieldname)
                 if bucket is None:
                     bucket = lengths[fieldname] = {}
-                bucket[pdw._docnum] = length
+                bucket[self.docnum] = length   # the document being written, new or merged
             original_add_field(fieldname, fieldobj, value, length)
 
         pdw.add_field = add_field
 
     def add_document(self, **fields) -> None:
-        self._check_state()
+        self.check_open()
         perdocwriter = self.perdocwriter
         schema = self.schema
         docnum = self.docnum
         pool = self.pool
         fieldnames = sorted(name for name in fields if not name.startswith("_"))
-        self._check_fields(schema, fieldnames)
+        self.check_field_names(fieldnames)
 
         perdocwriter.start_doc(docnum)
         try:
@@ -234,17 +218,17 @@ class FastSegmentWriter(SegmentWriter):
             perdocwriter.cancel_doc()
             raise
         perdocwriter.finish_doc()
-        self._added = True
+        self.mark_added()
         self.docnum += 1
 
     def add_reader(self, reader) -> None:
         """Merge a segment in (Whoosh's merge policies call this): stored fields and columns
         through Whoosh, postings read and appended a block at a time instead of one by one."""
-        self._check_state()
+        self.check_open()
         basedoc = self.docnum
         indexed = {name for name in reader.indexed_field_names() if name in self.schema}
         docmap = self.write_per_doc(set(self.schema.names()) | indexed, reader)
-        for (fieldname, tbytes), info in reader._terms.items():
+        for (fieldname, tbytes), info in term_infos(reader):
             if fieldname not in self.schema:
                 continue
             postings = self.pool.field(fieldname)
@@ -274,9 +258,9 @@ class FastSegmentWriter(SegmentWriter):
                     postings.data += values
                 else:
                     postings.vlens.extend(repeat(0, count))
-        self._added = True
+        self.mark_added()
 
-    def _flush_segment(self) -> None:
+    def flush_postings(self) -> None:
         self.perdocwriter.close()
         fw = self.fieldwriter
         schema = self.schema
@@ -293,12 +277,10 @@ class FastSegmentWriter(SegmentWriter):
                 lengths = [0] * (max(max(by_doc), self.docnum) + 1)
                 for docnum, length in by_doc.items():
                     lengths[docnum] = length
-            postfile = fw._postfile
-            fieldid = fw._fieldid
-            tindex = fw._tindex
+            postfile = postings_file(fw)
+            add_term = term_row_adder(fw)
             for tbytes, ids, weights, data, starts, ends in _sorted_terms(postings):
-                info = _write_term(postfile, ids, weights, data, starts, ends, lengths, fixed)
-                tindex.add(pack_ushort(fieldid) + tbytes, info.to_bytes())
+                add_term(tbytes, write_term(postfile, ids, weights, data, starts, ends, lengths, fixed))
             fw.finish_field()
         fw.close()
 
@@ -337,130 +319,3 @@ def _add_grams(postings: _FieldPostings, docnum: int, value, kind: str) -> int:
         chunks = [encode_positions(plist) for _gram, plist in grams.items()]
         postings.add(tids, docnum, counts.astype(np.float32).tolist(), list(map(len, chunks)), b"".join(chunks))
     return int(counts.sum())
-
-
-def _compress(raw: bytes) -> tuple[bytes, int]:
-    """A block's pickle, deflated if that makes it smaller (the block header says which, and
-    Whoosh's reader and ours decompress only flagged blocks). A 4 KB window: blocks are a few
-    KB, and setting up zlib's default 32 KB window costs more than compressing the block."""
-    if len(raw) < MIN_COMPRESS:
-        return raw, 0
-    deflate = zlib.compressobj(COMPRESSION, zlib.DEFLATED, 12, 4)
-    packed = deflate.compress(raw) + deflate.flush()
-    return (packed, COMPRESSION) if len(packed) < len(raw) else (raw, 0)
-
-
-def _write_term(postfile, ids: list[int], weights: list[float], data: bytes, starts: list[int], ends: list[int],
-                lengths: list[int] | None, fixed: int | None) -> W3TermInfo:
-    """Write one term's postings (documents ascending) as W3 blocks, in one write; return its
-    term info (the statistics of ``W3TermInfo.add_block`` over all blocks)."""
-    count = len(ids)
-    info = W3TermInfo()
-    parts = [WHOOSH3_HEADER_MAGIC]
-    term_lengths = list(map(lengths.__getitem__, ids)) if lengths else None
-    for b0 in range(0, count, BLOCK_LIMIT):
-        b1 = min(b0 + BLOCK_LIMIT, count)
-        block_ids = ids[b0:b1]
-        block_weights = weights[b0:b1]
-        if term_lengths:
-            block_lengths = term_lengths[b0:b1]
-            minlength = min(block_lengths)
-            if not minlength:
-                nonzero = [n for n in block_lengths if n]
-                minlength = min(nonzero) if nonzero else None
-            maxlength = max(block_lengths)
-        else:
-            minlength, maxlength = None, 0
-        maxweight = max(block_weights)
-        if info._minlength is None:
-            info._minlength = minlength
-        elif minlength is not None and minlength < info._minlength:
-            info._minlength = minlength
-        if maxlength > info._maxlength:
-            info._maxlength = maxlength
-        if maxweight > info._maxweight:
-            info._maxweight = maxweight
-        # Block body, as W3PostingsWriter._write_block and its _mini_* methods
-        # Each block's ids are delta-encoded from zero (whoosh.util.numlists.delta_encode).
-        deltas = tuple(map(int.__sub__, block_ids, [0, *block_ids[:-1]]))
-        first = block_weights[0]
-        if block_weights.count(first) == b1 - b0:
-            mini_weights = None if first == 1.0 else first
-        else:
-            mini_weights = tuple(block_weights)
-        if fixed == 0:
-            mini_values = None
-        else:
-            mini_values = tuple(map(data.__getitem__, map(slice, starts[b0:b1], ends[b0:b1])))
-            if fixed is not None and fixed > 0:
-                mini_values = b"".join(mini_values)
-        # Protocol 5 pickles bytes natively (protocol 2, Whoosh's, goes through _codecs.encode);
-        # the reader uses pickle.loads, which reads any protocol.
-        databytes, compression = _compress(dumps((deltas, mini_weights, mini_values), 5))
-        infobytes = dumps((b1 - b0, block_ids[-1], maxweight, compression,
-                           length_to_byte(minlength), length_to_byte(maxlength)), 2)
-        blocklength = len(infobytes) + len(databytes)
-        parts.append(_BLOCK_LENGTH.pack(-blocklength if b1 == count else blocklength))
-        parts.append(infobytes)
-        parts.append(databytes)
-    info._weight = float(sum(weights))
-    info._df = count
-    info._minid = ids[0]
-    info._maxid = ids[-1]
-    body = b"".join(parts)
-    startoffset = postfile.tell()
-    postfile.write(body)
-    info.set_extent(startoffset, len(body))
-    return info
-
-
-# -- reading blocks back in bulk (the engine's queries and the merges below) --------------------
-
-
-
-def iter_blocks(seg, info):
-    """Yield (count, maxid, data) for each posting block of a term in a segment reader; ``data``
-    is decoded by ``decode_block`` only when the caller needs the block."""
-    if info.is_inlined():
-        ids, weights, values = info.inlined_postings()
-        yield len(ids), ids[-1] if ids else -1, ("inline", ids, weights, values)
-        return
-    length = info._length[0] if isinstance(info._length, tuple) else info._length
-    buf = seg._terms._postfile.get(info._offset, length)
-    stream = io.BytesIO(buf)
-    pos, end_all = 4, len(buf)   # after the "W3Bl" header
-    while pos < end_all:
-        (blen,) = _BLOCK_LENGTH.unpack_from(buf, pos)
-        pos += 4
-        end = pos + abs(blen)
-        stream.seek(pos)
-        count, maxid, _maxweight, compression, _mnl, _mxl = pickle.load(stream)
-        yield count, maxid, (compression, buf, stream.tell(), end)
-        pos = end
-
-
-def decode_block(data):
-    """(ids, weights, values) of a block from ``iter_blocks``; values None for fixed-size-0
-    formats, bytes for other fixed sizes, else a tuple of bytes."""
-    if data[0] == "inline":
-        _tag, ids, weights, values = data
-        return list(ids), list(weights), list(values) if values else None
-    compression, buf, start, end = data
-    raw = buf[start:end]
-    deltas, weights, values = pickle.loads(zlib.decompress(raw) if compression else raw)
-    ids = list(accumulate(deltas))
-    n = len(ids)
-    if weights is None:
-        weights = [1.0] * n
-    elif isinstance(weights, float):
-        weights = [weights] * n
-    return ids, weights, values
-
-
-def decode_ids(data) -> list[int]:
-    """Only the document numbers of a block from ``iter_blocks``."""
-    if data[0] == "inline":
-        return list(data[1])
-    compression, buf, start, end = data
-    raw = buf[start:end]
-    return list(accumulate(pickle.loads(zlib.decompress(raw) if compression else raw)[0]))
