@@ -26,10 +26,25 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 
+from flask import current_app
+from flask_babel import gettext as _
 from markupsafe import Markup, escape
+from sqlalchemy import select
+from whoosh.util.times import datetime_to_long
 
+from ..accounts.models import Institution
+from ..accounts.scope import can, check, is_global
+from ..archive.labels import doc_type_names
+from ..archive.models import LIVE_STATES, DocState, Document, Lending, LendingState, lending_item
+from ..archive.services import reads_directly
+from ..extensions import db
+from ..loans.models import Borrower, Loan
+from ..timeutil import local_today
 from . import engine
-from .analysis import Analyzer, bigrams, normalize, normalize_identifier, query_runs
+from .analysis import Analyzer, bigrams, get_analyzer, normalize, normalize_identifier, query_runs
+from .index import IndexBusy, current_index
+from .models import DocumentText
+from .queue import pending_document_ids, queue_length
 
 MAX_QUERY_CHARS = 200
 MAX_CLAUSES = 16
@@ -280,7 +295,6 @@ def _rank_cjk(plan: engine.Plan, text: str, analyzer: Analyzer) -> None:
 
 def _column_value(value: datetime) -> int:
     """A datetime as the DATETIME column stores it (Whoosh's sortable integer)."""
-    from whoosh.util.times import datetime_to_long
     return datetime_to_long(value)
 
 
@@ -393,11 +407,6 @@ class SearchPage:
 def lent_document_ids(user) -> list[int]:
     """Documents ``user`` may read through an issued, not yet due, digital lending (the
     condition of ``portal.archive.services.active_lending_for``), in one query."""
-    from sqlalchemy import select
-
-    from ..archive.models import Lending, LendingState, lending_item
-    from ..extensions import db
-    from ..timeutil import local_today
 
     lent = db.session.execute(
         select(lending_item.c.document_id).join(Lending, Lending.id == lending_item.c.lending_id)
@@ -410,8 +419,6 @@ def readable_node(user, lent: list[int] | None = None):
     """The documents whose text ``user`` may read (``portal.archive.services.reads_directly``,
     plus their issued digital lendings, ``lent`` if already read), as a node; None when that is
     every document in scope."""
-    from ..accounts.scope import can
-    from ..archive.models import DocState
 
     if can(user, "archive.read"):
         return None
@@ -430,14 +437,7 @@ def search_documents(user, text: str, filters: Filters | None = None, *, page: i
     """What ``user`` finds for ``text`` with ``filters``: one page of hits with highlights, the
     total and the counts per document type, all within the user's institution subtree.
     A query that cannot be understood comes back with ``error`` set, never an exception."""
-    from flask import current_app
-    from flask_babel import gettext as _
 
-    from ..accounts.scope import can, check, is_global
-    from ..archive.labels import doc_type_names
-    from .analysis import get_analyzer
-    from .index import IndexBusy, current_index
-    from .queue import pending_document_ids, queue_length
 
     check(user, "search.use")
     filters = filters or Filters()
@@ -501,15 +501,6 @@ def _hits(user, hit_ids: list[tuple[int, float]], terms: list[str], names: dict[
     """The page's hits with their highlights, in two queries whatever the page size: the documents
     with their borrower, loan and institution (checked against the user's scope again: the index
     may lag behind a transfer), and the texts of those whose content the user may read."""
-    from sqlalchemy import select
-
-    from ..accounts.models import Institution
-    from ..accounts.scope import is_global
-    from ..archive.models import LIVE_STATES, Document
-    from ..archive.services import reads_directly
-    from ..extensions import db
-    from ..loans.models import Borrower, Loan
-    from .models import DocumentText
 
     stmt = (select(Document.id, Document.doc_type, Document.state, Document.archive_number, Document.created_at,
                    Borrower.name, Loan.contract_no, Institution.code, Institution.name)

@@ -37,14 +37,17 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from flask import Flask, current_app
-from sqlalchemy import and_, case, delete, func, insert, literal, or_, select, update
+from sqlalchemy import and_, case, delete, func, insert, inspect, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..accounts.models import Institution
 from ..archive.models import LIVE_STATES, Document
+from ..archive.storage import current_store
 from ..extensions import db
 from ..loans.models import Borrower, Loan
 from ..timeutil import utcnow
+from .analysis import get_analyzer
+from .extract import extract_text
 from .index import IndexBusy, current_index
 from .models import DocumentText, QueueOp, SearchQueue
 from .records import load_records
@@ -63,8 +66,6 @@ work_available = threading.Event()
 # -- enqueueing ---------------------------------------------------------------------------------
 
 def _changed(obj, *names: str) -> bool:
-    from sqlalchemy import inspect
-
     state = inspect(obj)
     return any(state.attrs[name].history.has_changes() for name in names)
 
@@ -241,8 +242,6 @@ def _fail(me: str, document_id: int, error: str) -> None:
 def extract_document(document_id: int) -> DocumentText | None:
     """Extract and store the text of one live document (flushed, not committed). None if the
     document is not live. Reading the object may raise StoreUnavailable (retried later)."""
-    from ..archive.storage import current_store
-    from .extract import extract_text
 
     doc = db.session.get(Document, document_id)
     if doc is None or doc.state not in LIVE_STATES:
@@ -296,8 +295,6 @@ def _extract_claimed(me: str, document_ids: list[int], result: DrainResult) -> N
 def _index_claimed(me: str, document_ids: list[int], result: DrainResult, *, lock_timeout: float) -> bool:
     """Index the documents under the writer lock; delete their rows after the commit. False if
     the lock was busy (claims released)."""
-    from .analysis import get_analyzer
-
     analyzer = get_analyzer(current_app.config.get("XINDANG_SEARCH_DICTIONARY_EXTRA"))
     records = load_records(document_ids)
     idx = current_index()

@@ -20,7 +20,7 @@ from ..labels import LABELS
 from . import models  # noqa: F401 - the tables must be known to db.create_all
 from .models import DocumentText, QueueOp
 from .query import SORTS, Filters, search_documents
-from .queue import enqueue
+from .queue import enqueue, start_portal_drainer
 
 bp = Blueprint("search", __name__, url_prefix="/search")
 
@@ -86,6 +86,4 @@ def search_text_status(document_id: int) -> DocumentText | None:
 def _start_drainer():
     app = current_app._get_current_object()
     if app.config["XINDANG_SEARCH_DRAIN_IN_PORTAL"] and not app.testing:
-        from .queue import start_portal_drainer
-
         start_portal_drainer(app)
