@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 from ..accounts.models import User
 from ..errors import XindangError
 from ..extensions import db
-from .importing import ImportReport, import_loans
+from .importing import import_loans
+from .importing.report import ImportReport
 
 loans_cli = AppGroup("loans", help="Borrowers and loans.")
 

@@ -100,12 +100,15 @@ def borrower_detail(borrower_id: int):
 @require("loan.import")
 def import_page():
     """Upload a CSV or XLSX loan file; nothing is written unless every row is valid."""
-    from .importing import COLUMNS, ImportForm, import_loans_from_upload, sample_csv
+    from .forms import ImportForm
+    from .importing import import_loans
+    from .importing.columns import COLUMNS, sample_csv
     form = ImportForm()
     report = None
     status = 200
     if form.validate_on_submit():
-        report = import_loans_from_upload(current_user, form.file.data, dry_run=form.dry_run.data)
+        upload = form.file.data  # read whole: the request's size limit applies
+        report = import_loans(current_user, upload.read(), upload.filename or "", dry_run=form.dry_run.data)
         if report.written:
             db.session.commit()
         else:

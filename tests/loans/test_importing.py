@@ -1,4 +1,4 @@
-"""Importing loans (portal/loans/importing.py): files read, rows checked, all or nothing,
+"""Importing loans (portal/loans/importing/): files read, rows checked, all or nothing,
 re-import updates without duplicates, scope, concurrency.
 
 The helpers at the top build loan files; test_import_cli.py and test_import_page.py use them.
@@ -18,7 +18,8 @@ from sqlalchemy import func, select
 
 from portal.audit.models import AuditEvent
 from portal.extensions import db
-from portal.loans.importing import COLUMNS, apply_import, import_loans, plan_import, sample_csv
+from portal.loans.importing import apply_import, import_loans, plan_import
+from portal.loans.importing.columns import COLUMNS, sample_csv
 from portal.loans.models import Borrower, Loan
 
 WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
