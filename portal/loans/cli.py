@@ -12,7 +12,8 @@ from flask_babel import gettext as _
 from ..accounts.services import get_user
 from ..errors import XindangError
 from ..extensions import db
-from .importing import ImportReport, import_loans
+from .importing import import_loans
+from .importing.report import ImportReport
 
 loans_cli = AppGroup("loans", help="Borrowers and loans.")
 

@@ -8,11 +8,14 @@ from sqlalchemy.orm import joinedload
 
 from ..accounts.models import Level, Role, User, UserRole
 from ..accounts.scope import can, get_scoped_or_404, in_scope, is_global, require, visible_institutions
-from ..routing import parse_id
 from ..extensions import db
 from ..labels import choices
+from ..routing import parse_id
 from ..rules.lookup import rules_for
 from ..timeutil import local_today
+from .forms import ImportForm
+from .importing import import_loans
+from .importing.columns import COLUMNS, sample_csv
 from .models import RISK_ORDER, Borrower, Loan, LoanStatus
 from .services import LoanFilters, kept_loan_count, loan_facts, loan_list_query, page_of
 
@@ -100,12 +103,12 @@ def borrower_detail(borrower_id: int):
 @require("loan.import")
 def import_page():
     """Upload a CSV or XLSX loan file; nothing is written unless every row is valid."""
-    from .importing import COLUMNS, ImportForm, import_loans_from_upload, sample_csv
     form = ImportForm()
     report = None
     status = 200
     if form.validate_on_submit():
-        report = import_loans_from_upload(current_user, form.file.data, dry_run=form.dry_run.data)
+        upload = form.file.data  # read whole: the request's size limit applies
+        report = import_loans(current_user, upload.read(), upload.filename or "", dry_run=form.dry_run.data)
         if report.written:
             db.session.commit()
         else:

@@ -6,7 +6,7 @@ import io
 from conftest import csrf_token, login
 from test_importing import PNG, csv_bytes, loan_count, loan_row, xlsx_bytes
 
-from portal.loans.importing import COLUMNS
+from portal.loans.importing.columns import COLUMNS
 
 PATH = "/loans/import"
 

@@ -193,7 +193,7 @@ def test_two_archivists_execute_one_list_at_once(app, local_store, setup, monkey
 
 def loan_file(count: int) -> bytes:
     """A CSV loan file of ``count`` new loans of branch B1, headers as the import page documents them."""
-    from portal.loans.importing import COLUMNS
+    from portal.loans.importing.columns import COLUMNS
 
     header = {c.key: c.header_zh for c in COLUMNS}
     keys = ["contract_no", "borrower_name", "id_number", "branch_code", "product", "guarantee_type", "amount",
@@ -213,12 +213,12 @@ def resident_id(n: int) -> str:
 
 
 def test_two_imports_of_one_loan_file_at_once(app, org, monkeypatch):
-    from portal.loans import importing
+    from portal.loans.importing import apply
     from portal.loans.models import Loan
 
     data = loan_file(20)
     director, county_director = signed_in(app, "director", "county_director")
-    hold_at(monkeypatch, importing, "apply_import", 2, before=True)  # both files checked before either is written
+    hold_at(monkeypatch, apply, "apply_import", 2, before=True)  # both files checked before either is written
     calls = []
     for client in (director, county_director):
         token = token_of(client, "/loans/import")

@@ -275,7 +275,7 @@ def import_corpus() -> list[tuple[str, str, bytes]]:
 
 
 def test_loan_import(app, client, setup, tripwire, monkeypatch):
-    from portal.loans.importing import sample_csv
+    from portal.loans.importing.columns import sample_csv
     from portal.loans.models import Loan
 
     login(client, "director")
