@@ -49,6 +49,12 @@ class ServiceUnavailable(XindangError):
     status = 503
 
 
+def not_found() -> NotFound:
+    """The 404 of a record that does not exist or lies outside the user's subtree: one message
+    for both, so that a refusal says nothing about what lies outside."""
+    return NotFound(_("The page or record does not exist, or is outside your institution."))
+
+
 class RulesConfigError(RuntimeError):
     """A rules plugin is unknown, misspelt or breaks the contract. Stops start-up."""
 

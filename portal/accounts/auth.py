@@ -1,8 +1,6 @@
 """Sign-in, sign-out and the language switch."""
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -12,6 +10,7 @@ from wtforms import PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length
 
 from ..extensions import db, limiter
+from ..web import back, safe_target
 from .services import authenticate, end_sessions
 
 bp = Blueprint("auth", __name__)
@@ -21,17 +20,6 @@ class LoginForm(FlaskForm):
     username = StringField(_l("User name"), validators=[DataRequired(), Length(max=64)])
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=256)])
     submit = SubmitField(_l("Sign in"))
-
-
-def _safe_next(target: str | None) -> str:
-    if target:
-        parts = urlsplit(target)
-        # Browsers read "\" as "/" ("/\evil.example" is "//evil.example", another site) and drop
-        # tabs and line breaks: such a target is never this portal's page.
-        if (not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//")
-                and "\\" not in target and not any(ord(ch) < 32 for ch in target)):
-            return target
-    return url_for("main.index")
 
 
 def _login_limit() -> str:
@@ -55,7 +43,7 @@ def login():
                 session["lang"] = lang
             login_user(user)
             session.permanent = True
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(safe_target(request.args.get("next")) or url_for("main.index"))
         flash(error, "danger")
         status = 401
     elif request.method == "POST":
@@ -78,4 +66,4 @@ def logout():
 def set_language(lang: str):
     if lang in ("zh", "en"):
         session["lang"] = lang
-    return redirect(_safe_next(request.form.get("next")))
+    return back(url_for("main.index"))

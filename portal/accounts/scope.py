@@ -21,7 +21,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import ColumnElement, Select, or_, select, true
 
 from ..routing import MAX_ID
-from ..errors import NotFound, PermissionDenied
+from ..errors import PermissionDenied, not_found
 from ..extensions import db
 from .models import Institution, Role, User, ancestor_codes, in_lineage_order, institutions_known
 
@@ -171,11 +171,11 @@ def get_scoped_or_404(model: type, ident: Any, user: User, options: tuple = ()):
     """The object if it exists and lies in the user's subtree, else 404 (never 403); ``options``:
     loader options (what the page shows of its relations, in the same statement)."""
     if isinstance(ident, int) and not 0 < ident <= MAX_ID:  # from a form field; no record has it
-        raise NotFound(_("The page or record does not exist, or is outside your institution."))
+        raise not_found()
     stmt = scoped(select(model).where(model.id == ident).options(*options), model, user)
     obj = db.session.execute(stmt).scalar_one_or_none()
     if obj is None:
-        raise NotFound(_("The page or record does not exist, or is outside your institution."))
+        raise not_found()
     return obj
 
 

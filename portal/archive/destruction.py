@@ -19,9 +19,9 @@ from flask_babel import gettext as _
 from sqlalchemy import Select, select
 
 from ..accounts.models import Institution, User
-from ..accounts.scope import check, in_scope, institution_visible
+from ..accounts.scope import can, check, get_scoped_or_404, in_scope, institution_visible
 from ..audit_trail import record_event
-from ..errors import InvalidInput, PermissionDenied, WrongState
+from ..errors import InvalidInput, PermissionDenied, WrongState, not_found
 from ..extensions import db
 from ..labels import label
 from ..loans.models import Loan
@@ -31,8 +31,7 @@ from .holds import active_holds_for
 from .labels import doc_type_names, retention_label
 from .models import (DESTRUCTION_TRANSITIONS, DestructionItem, DestructionList, DestructionState, DocState,
                      Document, Lending, LendingState, Transfer, TransferItem, lending_item)
-from .services import (current_store, delete_after_commit, doc_ref, lock_for_update, not_found,
-                       store_list_file)
+from .services import current_store, delete_after_commit, doc_ref, lock_for_update, store_list_file
 from .transfer import OPEN_STATES as OPEN_TRANSFER_STATES
 
 OPEN_LIST_STATES = (DestructionState.DRAFT.value, DestructionState.PROPOSED.value, DestructionState.APPROVED.value,
@@ -133,6 +132,19 @@ def _recheck(dl: DestructionList) -> None:
 
 def lists_query(user: User) -> Select:
     return select(DestructionList).where(in_scope(DestructionList.institution_id, user))
+
+
+def get_list_or_404(user: User, list_id: int) -> DestructionList:
+    """The destruction list, if it lies in the user's scope; else 404."""
+    return get_scoped_or_404(DestructionList, list_id, user)
+
+
+def eligible_for_list(user: User, dl: DestructionList) -> list[tuple[Document, Eligibility]]:
+    """What the user may still add to the list: while it is a draft and they may propose, the
+    documents ``eligible_documents`` finds within the list's institution."""
+    if dl.state != DestructionState.DRAFT.value or not can(user, "destruction.propose"):
+        return []
+    return [(d, e) for d, e in eligible_documents(user) if d.institution.path.startswith(dl.institution.path)]
 
 
 def eligible_documents(user: User, limit: int = 200) -> list[tuple[Document, Eligibility]]:

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from flask_babel import gettext as _
 from sqlalchemy import or_, select
+from sqlalchemy.orm import selectinload
 
 from ..accounts.models import User
-from ..accounts.scope import check, institution_visible
+from ..accounts.scope import check, in_scope, institution_visible
 from ..audit_trail import record_event
-from ..errors import InvalidInput, WrongState
+from ..errors import InvalidInput, WrongState, not_found
 from ..extensions import db
 from ..loans.models import Loan
 from ..timeutil import utcnow
 from .models import Document, Hold, Volume
-from .services import not_found
 
 HOLD_KINDS = ("legal", "audit")
 
@@ -62,6 +62,16 @@ def lift_hold(actor: User, hold: Hold, reason: str) -> Hold:
     record_event(actor, "archive.hold_lift", "archive_hold", hold.id, {"reason": hold.lift_reason},
                  institution_id=hold.institution_id)
     return hold
+
+
+def holds_in_scope(user: User, *, lifted_too: bool = False, limit: int = 500) -> list[Hold]:
+    """The holds of the user's scope, with their loan or credit file, latest first; those still
+    on unless ``lifted_too``."""
+    stmt = select(Hold).where(in_scope(Hold.institution_id, user)).options(
+        selectinload(Hold.loan), selectinload(Hold.volume).selectinload(Volume.borrower))
+    if not lifted_too:
+        stmt = stmt.where(Hold.lifted_at.is_(None))
+    return list(db.session.execute(stmt.order_by(Hold.placed_at.desc()).limit(limit)).scalars())
 
 
 def active_holds_for(doc: Document) -> list[Hold]:

@@ -9,17 +9,18 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from flask_babel import gettext as _
 from sqlalchemy import Select, select
+from sqlalchemy.orm import selectinload
 
 from ..accounts.models import User
 from ..accounts.scope import can, check, in_scope, institution_visible
 from ..audit_trail import record_event
-from ..errors import InvalidInput, PermissionDenied, WrongState
+from ..errors import InvalidInput, PermissionDenied, WrongState, not_found
 from ..extensions import db
 from ..labels import label
 from ..rules.lookup import rules_for
 from ..timeutil import CST, local_today, utcnow
-from .models import LENDING_TRANSITIONS, DocState, Document, Lending, LendingState, Volume, lending_item
-from .services import doc_ref, lock_for_update, not_found
+from .models import LENDING_TRANSITIONS, DocState, Document, DocumentAccess, Lending, LendingState, Volume, lending_item
+from .services import doc_ref, lock_for_update
 
 MEDIA = ("digital", "paper")
 
@@ -212,6 +213,14 @@ def lendings_query(user: User) -> Select:
     return select(Lending).where(in_scope(Lending.institution_id, user) | (Lending.requester_id == user.id))
 
 
+def get_lending_or_404(user: User, lending_id: int) -> Lending:
+    """The lending, if the user may see it (``lendings_query``); else 404."""
+    lending = db.session.execute(lendings_query(user).where(Lending.id == lending_id)).scalar_one_or_none()
+    if lending is None:
+        raise not_found()
+    return lending
+
+
 def awaiting_decision(user: User) -> Select:
     return lendings_query(user).where(Lending.state == LendingState.REQUESTED.value,
                                       Lending.requester_id != user.id)
@@ -232,6 +241,25 @@ def register_query(user: User, start: date | None = None, end: date | None = Non
     if end is not None:
         stmt = stmt.where(Lending.requested_at < _utc_start(end + timedelta(days=1)))
     return stmt.order_by(Lending.requested_at, Lending.id)
+
+
+def register_rows(user: User, start: date | None = None, end: date | None = None, *,
+                  limit: int = 5000) -> list[Lending]:
+    """The register's lendings (``register_query``), with their documents and requesters."""
+    return list(db.session.execute(register_query(user, start, end)
+                                   .options(selectinload(Lending.documents), selectinload(Lending.requester))
+                                   .limit(limit)).scalars())
+
+
+def overdue_lendings(user: User) -> list[Lending]:
+    """The user's scope's lendings past their due date, with their requesters, soonest due first."""
+    return list(db.session.execute(overdue_query(user).options(selectinload(Lending.requester))).scalars())
+
+
+def accesses_through(lending: Lending) -> list[DocumentAccess]:
+    """Every look at a document made under this lending, latest first."""
+    return list(db.session.execute(select(DocumentAccess).where(DocumentAccess.lending_id == lending.id)
+                                   .order_by(DocumentAccess.at.desc())).scalars())
 
 
 def _utc_start(day: date) -> datetime:

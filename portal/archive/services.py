@@ -25,7 +25,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from ..accounts.models import Institution, User
 from ..accounts.scope import can, check, in_scope, institution_visible
 from ..audit_trail import record_event
-from ..errors import InvalidInput, NotFound, PermissionDenied, WrongState, XindangError
+from ..errors import InvalidInput, NotFound, PermissionDenied, WrongState, XindangError, not_found
 from ..extensions import db
 from ..labels import label
 from ..loans.models import Borrower, Loan
@@ -35,18 +35,14 @@ from ..timeutil import local_today, utcnow
 from .models import (DOCUMENT_TRANSITIONS, EDITABLE_STATES, LIVE_STATES, ArchiveCounter, DocState, Document,
                      DocumentAccess, Lending, LendingState, ListFile, Volume, lending_item)
 from .sniffing import ACCEPTED, claimed_kind, count_pages, sanitise_filename, sniff
-from .storage import (ObjectStore, SizeLimitExceeded, current_store, delete_after_commit, track_new_object,
-                      untrack_new_object)
+from .storage import (ObjectMissing, ObjectStore, SizeLimitExceeded, current_store, delete_after_commit,
+                      track_new_object, untrack_new_object)
 
 ACCEPTED_TYPES_TEXT = "PDF, JPEG, PNG, TIFF, DOCX, XLSX"
 
 
 class FileTooLarge(XindangError):
     status = 413
-
-
-def not_found() -> NotFound:
-    return NotFound(_("The page or record does not exist, or is outside your institution."))
 
 
 def doc_ref(doc: Document) -> str:
@@ -103,6 +99,49 @@ def volume_for(actor: User | None, borrower: Borrower) -> Volume:
         record_event(actor, "archive.volume_open", "archive_volume", volume.id,
                      {"borrower": borrower.name}, institution_id=volume.institution_id)
     return volume
+
+
+# --- credit files, volumes and documents the user may see ----------------------------------
+
+def credit_file_or_404(user: User, borrower_id: int) -> tuple[Borrower, Volume | None]:
+    """The borrower and their credit file (None before its first document), if the user may see
+    it: a credit file is visible to the borrower's institution and to whoever holds it. Else 404."""
+    borrower = db.session.get(Borrower, borrower_id)
+    if borrower is None:
+        raise not_found()
+    volume = volume_of(borrower)
+    if not (institution_visible(user, borrower.institution)
+            or (volume is not None and institution_visible(user, volume.institution))):
+        raise not_found()
+    return borrower, volume
+
+
+def volume_or_404(user: User, volume_id: int | None) -> Volume:
+    """The credit file with this id, if the user may see it (``credit_file_or_404``); else 404."""
+    volume = db.session.get(Volume, volume_id) if volume_id is not None else None
+    if volume is None:
+        raise not_found()
+    credit_file_or_404(user, volume.borrower_id)
+    return volume
+
+
+def documents_or_404(user: User, ids: list[int]) -> list[Document]:
+    """The documents with these ids, every one in the user's scope; 404 if any is not (the
+    request is refused whole, and says nothing about which)."""
+    wanted = set(ids)
+    documents = list(db.session.execute(
+        select(Document).where(Document.id.in_(wanted), in_scope(Document.institution_id, user))).scalars()) \
+        if wanted else []
+    if len(documents) != len(wanted):
+        raise not_found()
+    return documents
+
+
+def document_by_number(user: User, number: str) -> Document | None:
+    """The document in the user's scope with this archive number (档号), if any."""
+    return db.session.execute(
+        select(Document).where(Document.archive_number == number.strip(),
+                               in_scope(Document.institution_id, user))).scalar_one_or_none()
 
 
 # --- collection --------------------------------------------------------------------------
@@ -463,3 +502,13 @@ def store_list_file(actor: User | None, institution_id: int, kind: str, title: s
     db.session.add(row)
     db.session.flush()
     return row
+
+
+def list_file_bytes(list_file_id: int) -> bytes:
+    """The kept PDF of a handover or destruction list; refused with a message when the store
+    has lost it."""
+    row = db.session.get(ListFile, list_file_id)
+    try:
+        return current_store().read_bytes(row.object_key)
+    except ObjectMissing:
+        raise InvalidInput(_("The stored list file is missing from the store; run `flask archive verify`.")) from None

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
-from urllib.parse import quote
 
 from flask import current_app, url_for
 from flask_babel import gettext as _
@@ -37,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import ServiceUnavailable
 from ..timeutil import utcnow
+from ..web import content_disposition
 
 log = logging.getLogger(__name__)
 
@@ -101,15 +101,6 @@ class HashingReader:
     @property
     def sha256(self) -> str:
         return self._hash.hexdigest()
-
-
-def content_disposition(filename: str, inline: bool) -> str:
-    """``inline``/``attachment`` with an ASCII fallback and the UTF-8 name (RFC 6266)."""
-    kind = "inline" if inline else "attachment"
-    ascii_name = filename.encode("ascii", "ignore").decode().replace('"', "").strip() or "document"
-    if "." not in ascii_name and "." in filename:
-        ascii_name += "." + filename.rsplit(".", 1)[1].encode("ascii", "ignore").decode()
-    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 class ObjectStore(ABC):

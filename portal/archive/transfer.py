@@ -13,15 +13,16 @@ from sqlalchemy import Select, or_, select
 from ..accounts.models import Institution, User
 from ..accounts.scope import check, in_scope, institution_visible
 from ..audit_trail import record_event
-from ..errors import InvalidInput, PermissionDenied, WrongState
+from ..errors import InvalidInput, PermissionDenied, WrongState, not_found
 from ..extensions import db
 from ..labels import label
+from ..loans.models import Borrower
 from ..reports.pdf import render_pdf
 from ..timeutil import utcnow
 from .labels import doc_type_names
 from .models import (LIVE_STATES, TRANSFER_TRANSITIONS, DocState, Document, Lending, LendingState, Transfer,
                      TransferItem, TransferState, Volume, lending_item)
-from .services import doc_ref, not_found, store_list_file
+from .services import doc_ref, store_list_file
 
 OPEN_STATES = (TransferState.DRAFT.value, TransferState.SENT.value)
 
@@ -37,6 +38,17 @@ def get_transfer_or_404(user: User, transfer_id: int) -> Transfer:
     if transfer is None:
         raise not_found()
     return transfer
+
+
+def transferable_volumes(sender: Institution, name: str = "", *, limit: int = 500) -> list[Volume]:
+    """The credit files with archived documents kept by ``sender``, those whose borrower's name
+    contains ``name`` if given, by id."""
+    stmt = (select(Volume).join(Document, Document.volume_id == Volume.id)
+            .where(Document.institution_id == sender.id, Document.state == DocState.ARCHIVED.value)
+            .join(Borrower, Borrower.id == Volume.borrower_id).group_by(Volume.id).order_by(Volume.id).limit(limit))
+    if name:
+        stmt = stmt.where(Borrower.name.ilike(f"%{name}%"))
+    return list(db.session.execute(stmt).scalars())
 
 
 def _move(actor: User, transfer: Transfer, new_state: str, action: str, summary: dict | None = None) -> None:

@@ -490,3 +490,31 @@ def completeness_trend(institution: Institution, *, days: int = 90, as_of: date 
         .group_by(CompletenessSnapshot.as_of).order_by(CompletenessSnapshot.as_of)).all()
     return [TrendPoint(day, int(files or 0), int(complete or 0), int(missing or 0))
             for day, files, complete, missing in rows]
+
+
+@dataclass
+class LoanFileCheck:
+    """One loan's credit file against the checklist, for its page: the audit's result, every
+    document of the loan (and the borrower's tied to no loan), the live ones by type, and the
+    missing ones by type."""
+
+    result: LoanResult
+    documents: list[Document]
+    held: dict[str, list[Document]]
+    missing: dict[str, Gap]
+    as_of: date
+
+
+def loan_file_check(loan: Loan) -> LoanFileCheck:
+    audit = audit_completeness(loan.branch, loan_ids=[loan.id])
+    result = audit.loans[0]
+    documents = list(db.session.execute(
+        select(Document).where(Document.borrower_id == loan.borrower_id,
+                               (Document.loan_id == loan.id) | Document.loan_id.is_(None))
+        .order_by(Document.stage, Document.doc_type, Document.id)).scalars())
+    held: dict[str, list[Document]] = {}
+    for doc in documents:
+        if doc.state in LIVE_STATES:
+            held.setdefault(doc.doc_type, []).append(doc)
+    return LoanFileCheck(result=result, documents=documents, held=held,
+                         missing={g.doc_type: g for g in result.missing}, as_of=audit.as_of)

@@ -21,7 +21,7 @@ from ..archive.fixity import FixityReport, bytes_to_check, verify_archive
 from ..archive.models import LIVE_STATES, Document, FixityRun, ListFile
 from ..archive.storage import current_store
 from ..audit_trail import record_event
-from ..errors import InvalidInput, NotFound
+from ..errors import InvalidInput, not_found
 from ..extensions import db
 from ..timeutil import utcnow
 from .completeness import subtree_ids
@@ -159,7 +159,7 @@ def verify_institution(actor: User | None, institution: Institution, *,
     if actor is not None:
         check(actor, "audit.fixity_verify")
         if not institution_visible(actor, institution):
-            raise NotFound(_("The page or record does not exist, or is outside your institution."))
+            raise not_found()
     if in_request:
         size = bytes_to_check(institution)
         if size > MAX_BYTES_IN_REQUEST:

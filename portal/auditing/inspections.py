@@ -27,13 +27,13 @@ from sqlalchemy.orm import selectinload
 from ..accounts.models import Institution, User
 from ..accounts.scope import check, in_scope, institution_visible
 from ..audit_trail import record_event
-from ..errors import InvalidInput, NotFound, PermissionDenied, WrongState
+from ..errors import InvalidInput, PermissionDenied, WrongState, not_found
 from ..extensions import db
 from ..labels import label
 from ..loans.models import Borrower, Loan
 from ..rules.lookup import rules_for
 from ..timeutil import add_months, local_today, to_local, utcnow
-from .completeness import audit_completeness
+from .completeness import LoanResult, audit_completeness, subtree_ids
 from .models import ArchiveInspection, ArchiveInspectionFile, Conclusion, FileResult, InspectionState
 
 SAMPLE_DEFAULT = 10
@@ -41,10 +41,6 @@ SAMPLE_MAX = 50
 MAX_NOTE = 2000
 MAX_FINDINGS = 8000
 DUE_SOON_DAYS = 30
-
-
-def _not_found() -> NotFound:
-    return NotFound(_("The page or record does not exist, or is outside your institution."))
 
 
 # --- the schedule --------------------------------------------------------------------------
@@ -151,6 +147,24 @@ def inspections_query(user: User):
             .order_by(ArchiveInspection.created_at.desc(), ArchiveInspection.id.desc()))
 
 
+def recent_inspections(user: User, root: Institution, *, limit: int = 100) -> list[ArchiveInspection]:
+    """The last archive inspections of branches within ``root`` the user may see, with their files."""
+    return list(db.session.execute(
+        inspections_query(user).where(ArchiveInspection.institution_id.in_(subtree_ids(root)))
+        .options(selectinload(ArchiveInspection.files)).limit(limit)).scalars())
+
+
+def sample_completeness(insp: ArchiveInspection) -> dict[int, list[LoanResult]]:
+    """What the completeness audit says today about each sampled borrower's loans."""
+    if not insp.files:
+        return {}
+    audit = audit_completeness(insp.institution, borrower_ids=[f.borrower_id for f in insp.files])
+    by_borrower: dict[int, list[LoanResult]] = {}
+    for result in audit.loans:
+        by_borrower.setdefault(result.borrower_id, []).append(result)
+    return by_borrower
+
+
 def _cycle_for(inspector: Institution, target: Institution) -> int:
     if target.level != "branch" or not target.path.startswith(inspector.path):
         return 0
@@ -172,7 +186,7 @@ def start_archive_inspection(actor: User, target: Institution, sample_size=SAMPL
     sample of them drawn and stored. A draft of the same pair is returned to its recorder."""
     check(actor, "audit.inspect")
     if not institution_visible(actor, target):
-        raise _not_found()
+        raise not_found()
     inspector = actor.institution
     cycle = _cycle_for(inspector, target)
     if cycle <= 0:
@@ -204,7 +218,7 @@ def start_archive_inspection(actor: User, target: Institution, sample_size=SAMPL
 def _own_draft(actor: User, insp: ArchiveInspection) -> None:
     check(actor, "audit.inspect")
     if not institution_visible(actor, insp.institution):
-        raise _not_found()
+        raise not_found()
     if insp.recorded_by_id != actor.id:
         raise PermissionDenied(_("Only %(user)s, who records this inspection, can change it.",
                                  user=insp.recorded_by.display_name))
@@ -237,7 +251,7 @@ def save_archive_inspection(actor: User, insp: ArchiveInspection, data: Inspecti
     by_id = {f.id: f for f in insp.files}
     for file_id, (result, note) in data.results.items():
         if file_id not in by_id:
-            raise _not_found()
+            raise not_found()
         if result and result not in {r.value for r in FileResult}:
             errors.append(_("Unknown result for a sampled file."))
         if len(note or "") > MAX_NOTE:

@@ -19,20 +19,19 @@ from ..accounts.scope import (can, check, get_scoped_or_404, institution_visible
 from ..archive import destruction as destruction_svc
 from ..archive import lending as lending_svc
 from ..archive.labels import doc_type_names
-from ..archive.models import LIVE_STATES, DestructionList, Document, Lending
-from ..archive.storage import content_disposition
-from ..errors import InvalidInput, NotFound
+from ..archive.models import DestructionList, Document, Lending
+from ..errors import InvalidInput, not_found
 from ..extensions import db
 from ..loans.models import Loan
 from ..postloan.collection import migration_report
-from ..routing import parse_id
 from ..reports.pdf import render_pdf
 from ..timeutil import local_today
+from ..web import date_arg, done, file_response, id_arg, page_arg, pdf_response
 from . import exports
 from . import fixity as fixity_svc
 from . import inspections as insp_svc
 from . import models  # noqa: F401 - the tables must be known to db.create_all
-from .completeness import audit_completeness, subtree_ids
+from .completeness import audit_completeness, loan_file_check, subtree_ids
 from .dashboards import (build_dashboard, completeness_trend_chart, default_migration_period, inspection_overview,
                          panels_for)
 from .forms import CancelInspectionForm, StartInspectionForm, VerifyForm
@@ -56,52 +55,20 @@ def _home_panels_helper():
 
 # --- helpers ---------------------------------------------------------------------------------
 
-def _not_found() -> NotFound:
-    return NotFound(_("The page or record does not exist, or is outside your institution."))
-
-
 def _institution(param: str = "institution") -> Institution:
     """The institution a page is about: the parameter if given and within the user's subtree,
     otherwise the user's own."""
-    raw = (request.values.get(param) or "").strip()
-    if not raw:
+    if not (request.values.get(param) or "").strip():
         return current_user.institution
-    ident = parse_id(raw)
-    if ident is None:
-        raise _not_found()
-    inst = db.session.get(Institution, ident)
+    ident = id_arg(param)
+    inst = db.session.get(Institution, ident) if ident is not None else None
     if inst is None or not institution_visible(current_user, inst):
-        raise _not_found()
+        raise not_found()
     return inst
 
 
-def _date_arg(name: str, default: date) -> date:
-    raw = (request.args.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        day = date.fromisoformat(raw)
-    except ValueError:
-        day = None
-    # A year no report spans (0001, 9999) is refused like a malformed date: the reports' day
-    # arithmetic and time-zone shift would overflow on it.
-    if day is None or not date(1900, 1, 1) <= day <= date(2999, 12, 31):
-        raise InvalidInput(_("%(value)s is not a date (YYYY-MM-DD).", value=raw[:20]))
-    return day
-
-
-def _file(data: bytes, filename: str, mimetype: str) -> Response:
-    response = Response(data, mimetype=mimetype)
-    response.headers["Content-Disposition"] = content_disposition(filename, inline=mimetype == "application/pdf")
-    return response
-
-
-def _pdf(data: bytes, filename: str) -> Response:
-    return _file(data, filename, "application/pdf")
-
-
 def _xlsx(data: bytes, filename: str) -> Response:
-    return _file(data, filename, XLSX)
+    return file_response(data, filename, XLSX)
 
 
 def _lineage(inst: Institution) -> list[Institution]:
@@ -126,8 +93,8 @@ def index():
 def dashboard():
     inst = _institution()
     if request.args.get("format") == "pdf":   # a report is built afresh, never from the panel cache
-        return _pdf(exports.dashboard_pdf(build_dashboard(current_user, inst), institution_name=inst.name),
-                    f"dashboard-{inst.code}-{local_today()}.pdf")
+        return pdf_response(exports.dashboard_pdf(build_dashboard(current_user, inst), institution_name=inst.name),
+                            f"dashboard-{inst.code}-{local_today()}.pdf")
     panels = build_dashboard(current_user, inst, cached=True)
     return render_template("auditing/dashboard.html", inst=inst, panels=panels, institutions=_choices(),
                            lineage=_lineage(inst), keys=panels_for(current_user))
@@ -141,7 +108,8 @@ def completeness_export(inst: Institution, fmt: str):
     stamp = f"{inst.code}-{audit.as_of}"
     if fmt == "pdf":
         trend = completeness_trend_chart(inst, audit.as_of)
-        return _pdf(exports.completeness_pdf(audit, type_names=names, trend_svg=trend), f"完整性稽核-{stamp}.pdf")
+        return pdf_response(exports.completeness_pdf(audit, type_names=names, trend_svg=trend),
+                            f"完整性稽核-{stamp}.pdf")
     if fmt == "xlsx":
         return _xlsx(exports.completeness_xlsx(audit, type_names=names), f"完整性稽核-{stamp}.xlsx")
     abort(404)
@@ -157,7 +125,7 @@ def completeness():
     audit = audit_completeness(inst)
     children = audit.children(inst.id)
     loans = audit.loans_under(inst.id) if not children else []
-    page = max(1, request.args.get("page", type=int) or 1)
+    page = page_arg("page")
     pages = max(1, -(-len(loans) // LOANS_PER_PAGE))
     page = min(page, pages)
     charts = exports.completeness_charts(audit, completeness_trend_chart(inst, audit.as_of))
@@ -171,20 +139,8 @@ def completeness():
 @require("audit.completeness")
 def completeness_loan(loan_id: int):
     loan = get_scoped_or_404(Loan, loan_id, current_user)
-    audit = audit_completeness(loan.branch, loan_ids=[loan.id])
-    result = audit.loans[0]
-    documents = db.session.execute(
-        select(Document).where(Document.borrower_id == loan.borrower_id,
-                               (Document.loan_id == loan.id) | Document.loan_id.is_(None))
-        .order_by(Document.stage, Document.doc_type, Document.id)).scalars().all()
-    held: dict[str, list[Document]] = {}
-    for doc in documents:
-        if doc.state in LIVE_STATES:
-            held.setdefault(doc.doc_type, []).append(doc)
-    missing = {g.doc_type: g for g in result.missing}
-    return render_template("auditing/completeness_loan.html", loan=loan, result=result, held=held,
-                           missing=missing, documents=documents, lineage=_lineage(loan.branch),
-                           type_names=doc_type_names(loan.branch), as_of=audit.as_of)
+    return render_template("auditing/completeness_loan.html", loan=loan, **vars(loan_file_check(loan)),
+                           lineage=_lineage(loan.branch), type_names=doc_type_names(loan.branch))
 
 
 # --- fixity ----------------------------------------------------------------------------------
@@ -208,7 +164,7 @@ def fixity_objects():
     total = db.session.execute(select(func.count()).select_from(stmt.order_by(None).subquery())).scalar_one()
     per_page = current_app.config["XINDANG_PAGE_SIZE"]
     pages = max(1, -(-total // per_page))
-    page = min(max(1, request.args.get("page", type=int) or 1), pages)
+    page = min(page_arg("page"), pages)
     rows = db.session.execute(stmt.options(selectinload(Document.borrower), selectinload(Document.institution))
                               .limit(per_page).offset((page - 1) * per_page)).scalars().all()
     return render_template("auditing/fixity_objects.html", inst=inst, rows=rows, total=total, page=page, pages=pages,
@@ -241,9 +197,7 @@ def inspections():
     inst = _institution()
     today = local_today()
     schedule = insp_svc.archive_inspection_schedule(inst, today)
-    recent = db.session.execute(
-        insp_svc.inspections_query(current_user).where(ArchiveInspection.institution_id.in_(subtree_ids(inst)))
-        .options(selectinload(ArchiveInspection.files)).limit(100)).scalars().all()
+    recent = insp_svc.recent_inspections(current_user, inst)
     may_start = can(current_user, "audit.inspect")
     return render_template("auditing/inspections.html", inst=inst, schedule=schedule, recent=recent, today=today,
                            may_start=may_start, start_form=StartInspectionForm(), lineage=_lineage(inst),
@@ -258,26 +212,13 @@ def start_inspection():
         raise InvalidInput(_("Choose the branch and a sample of 1 to %(max)d credit files.", max=insp_svc.SAMPLE_MAX))
     target = _institution("target")
     insp = insp_svc.start_archive_inspection(current_user, target, form.sample_size.data)
-    db.session.commit()
-    flash(_("Inspection of %(name)s opened with a sample of %(n)d credit files.", name=target.name,
-            n=len(insp.files)), "success")
-    return redirect(url_for("auditing.inspection_detail", inspection_id=insp.id), code=303)
-
-
-def _sample_completeness(insp: ArchiveInspection) -> dict[int, list]:
-    """What the completeness audit says today about each sampled borrower's loans."""
-    if not insp.files:
-        return {}
-    audit = audit_completeness(insp.institution, borrower_ids=[f.borrower_id for f in insp.files])
-    by_borrower: dict[int, list] = {}
-    for result in audit.loans:
-        by_borrower.setdefault(result.borrower_id, []).append(result)
-    return by_borrower
+    return done(_("Inspection of %(name)s opened with a sample of %(n)d credit files.", name=target.name,
+                  n=len(insp.files)), url_for("auditing.inspection_detail", inspection_id=insp.id), code=303)
 
 
 def _render_inspection(insp: ArchiveInspection, status: int = 200, errors: list[str] | None = None,
                        submitted: dict | None = None):
-    return render_template("auditing/inspection.html", insp=insp, sample=_sample_completeness(insp),
+    return render_template("auditing/inspection.html", insp=insp, sample=insp_svc.sample_completeness(insp),
                            may_change=insp_svc.may_change(current_user, insp) and can(current_user, "audit.inspect"),
                            errors=errors or [], submitted=submitted, cancel_form=CancelInspectionForm(),
                            type_names=doc_type_names(insp.institution), today=local_today()), status
@@ -317,9 +258,8 @@ def record_inspection(inspection_id: int):
                      "results": {f.id: (request.form.get(f"result-{f.id}", ""), request.form.get(f"note-{f.id}", ""))
                                  for f in insp.files}}
         return _render_inspection(insp, 422, exc.details or [exc.message], submitted)
-    db.session.commit()
-    flash(_("Inspection completed.") if complete else _("Inspection saved."), "success")
-    return redirect(url_for("auditing.inspection_detail", inspection_id=insp.id), code=303)
+    return done(_("Inspection completed.") if complete else _("Inspection saved."),
+                url_for("auditing.inspection_detail", inspection_id=insp.id), code=303)
 
 
 @bp.route("/inspections/<int:inspection_id>/cancel", methods=["POST"])
@@ -327,9 +267,7 @@ def record_inspection(inspection_id: int):
 def cancel_inspection(inspection_id: int):
     insp = get_scoped_or_404(ArchiveInspection, inspection_id, current_user)
     insp_svc.cancel_archive_inspection(current_user, insp, request.form.get("reason", ""))
-    db.session.commit()
-    flash(_("Inspection cancelled."), "success")
-    return redirect(url_for("auditing.inspections", institution=insp.institution_id), code=303)
+    return done(_("Inspection cancelled."), url_for("auditing.inspections", institution=insp.institution_id), code=303)
 
 
 # --- reports ---------------------------------------------------------------------------------
@@ -349,8 +287,8 @@ REPORTS = {
 def reports():
     inst = _institution()
     today = local_today()
-    start = _date_arg("start", today.replace(month=1, day=1))
-    end = _date_arg("end", today)
+    start = date_arg("start", today.replace(month=1, day=1))
+    end = date_arg("end", today)
     mig_start, mig_end = default_migration_period(today)
     available = {kind: formats for kind, (perm, formats) in REPORTS.items() if can(current_user, perm)}
     return render_template("auditing/reports.html", inst=inst, start=start, end=end, mig_start=mig_start,
@@ -368,7 +306,7 @@ def report(kind: str, fmt: str):
     if kind == "completeness":
         return completeness_export(inst, fmt)
     if kind == "lending-register":
-        start, end = _date_arg("start", today.replace(month=1, day=1)), _date_arg("end", today)
+        start, end = date_arg("start", today.replace(month=1, day=1)), date_arg("end", today)
         rows = db.session.execute(
             lending_svc.register_query(current_user, start, end)
             .where(Lending.institution_id.in_(subtree_ids(inst)))
@@ -378,7 +316,7 @@ def report(kind: str, fmt: str):
             pdf = render_pdf("reports/archive_lending_register.html", title=_("Lending register"),
                              institution_name=inst.name, rows=rows, start=start, end=end,
                              type_names=doc_type_names(inst, chinese=True))
-            return _pdf(pdf, f"借阅登记簿-{stamp}.pdf")
+            return pdf_response(pdf, f"借阅登记簿-{stamp}.pdf")
         return _xlsx(exports.lending_register_xlsx(rows, institution_name=inst.name, start=start, end=end,
                                                    type_names=doc_type_names(inst, chinese=True)),
                      f"借阅登记簿-{stamp}.xlsx")
@@ -388,23 +326,23 @@ def report(kind: str, fmt: str):
             .options(selectinload(DestructionList.items)).order_by(DestructionList.created_at.desc())
             .limit(500)).scalars().all()
         if fmt == "pdf":
-            return _pdf(exports.destruction_lists_pdf(lists, institution_name=inst.name),
-                        f"销毁清册汇总-{inst.code}-{today}.pdf")
+            return pdf_response(exports.destruction_lists_pdf(lists, institution_name=inst.name),
+                                f"销毁清册汇总-{inst.code}-{today}.pdf")
         return _xlsx(exports.destruction_lists_xlsx(lists, institution_name=inst.name),
                      f"销毁清册汇总-{inst.code}-{today}.xlsx")
     if kind == "inspections":
-        start, end = _date_arg("start", today.replace(month=1, day=1)), _date_arg("end", today)
+        start, end = date_arg("start", today.replace(month=1, day=1)), date_arg("end", today)
         overview = inspection_overview(current_user, inst, start, end, today)
         if fmt == "pdf":
-            return _pdf(exports.inspection_overview_pdf(overview, institution_name=inst.name),
-                        f"检查情况-{inst.code}-{today}.pdf")
+            return pdf_response(exports.inspection_overview_pdf(overview, institution_name=inst.name),
+                                f"检查情况-{inst.code}-{today}.pdf")
         return _xlsx(exports.inspection_overview_xlsx(overview, institution_name=inst.name),
                      f"检查情况-{inst.code}-{today}.xlsx")
     # migration: the post-loan migration report, as its page computes it
     default_start, default_end = default_migration_period(today)
-    report_ = migration_report(current_user, inst, _date_arg("start", default_start), _date_arg("end", default_end))
+    report_ = migration_report(current_user, inst, date_arg("start", default_start), date_arg("end", default_end))
     stamp = f"{inst.code}-{report_.start}-{report_.end}"
     if fmt == "pdf":
-        return _pdf(exports.migration_pdf(report_), f"迁徙率-{stamp}.pdf")
+        return pdf_response(exports.migration_pdf(report_), f"迁徙率-{stamp}.pdf")
     return _xlsx(exports.migration_xlsx(report_), f"迁徙率-{stamp}.xlsx")
 

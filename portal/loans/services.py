@@ -7,7 +7,7 @@ from datetime import date, datetime
 from sqlalchemy import Select, and_, func, or_, select
 
 from .. import kept
-from ..accounts.models import Institution, User
+from ..accounts.models import Institution, Role, User, UserRole
 from ..accounts.scope import in_scope, is_global, scoped
 from ..extensions import db
 from ..rules.manager import UnionRules
@@ -149,3 +149,25 @@ def page_of(stmt: Select, page: int, per_page: int, total: int | None = None):
 
 def days_until(day: date, today: date) -> int:
     return (day - today).days
+
+
+def borrower_loans(borrower: Borrower, user: User) -> list[Loan]:
+    """The borrower's loans in the user's scope, latest disbursed first."""
+    return list(db.session.execute(select(Loan).where(Loan.borrower_id == borrower.id, in_scope(Loan.branch_id, user))
+                                   .order_by(Loan.disbursed_on.desc())).scalars())
+
+
+def loan_by_contract_no(user: User, contract_no: str) -> Loan | None:
+    """The loan in the user's scope with this contract number, if any."""
+    return db.session.execute(select(Loan).where(Loan.contract_no == contract_no.strip(),
+                                                 in_scope(Loan.branch_id, user))).scalar_one_or_none()
+
+
+def officer_choices(user: User) -> list:
+    """(id, display_name, username) of the loan and post-loan officers in the user's scope, by
+    user name: the choices of the loan list's officer filter (id and names only)."""
+    return list(db.session.execute(
+        select(User.id, User.display_name, User.username).join(UserRole)
+        .where(UserRole.role.in_([Role.LOAN_OFFICER.value, Role.POST_LOAN_OFFICER.value]),
+               in_scope(User.institution_id, user))
+        .distinct().order_by(User.username)).all())

@@ -3,28 +3,23 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template, request
 from flask_login import current_user
-from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from ..accounts.models import Level, Role, User, UserRole
-from ..accounts.scope import can, get_scoped_or_404, in_scope, is_global, require, visible_institutions
+from ..accounts.models import Level, User
+from ..accounts.scope import can, get_scoped_or_404, is_global, require, visible_institutions
 from ..extensions import db
 from ..labels import choices
-from ..routing import parse_id
 from ..rules.lookup import rules_for
 from ..timeutil import local_today
+from ..web import id_arg, page_arg
 from .forms import ImportForm
 from .importing import import_loans
 from .importing.columns import COLUMNS, sample_csv
 from .models import RISK_ORDER, Borrower, Loan, LoanStatus
-from .services import LoanFilters, kept_loan_count, loan_facts, loan_list_query, page_of
+from .services import (LoanFilters, borrower_loans, kept_loan_count, loan_facts, loan_list_query, officer_choices,
+                       page_of)
 
 bp = Blueprint("loans", __name__, url_prefix="/loans")
-
-
-def _int_arg(name: str) -> int | None:
-    raw = request.args.get(name, "").strip()
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 12 else None
 
 
 @bp.route("/")
@@ -35,14 +30,14 @@ def loan_list():
     branches = visible_institutions(current_user, levels=("branch",))
     rules = rules_for(current_user.institution)
     filters = LoanFilters(
-        branch_id=parse_id(request.args.get("branch")), officer_id=parse_id(request.args.get("officer")),
+        branch_id=id_arg("branch"), officer_id=id_arg("officer"),
         status=request.args.get("status") if request.args.get("status") in {s.value for s in LoanStatus} else None,
         risk_class=request.args.get("risk") if request.args.get("risk") in RISK_ORDER else None,
         bucket=request.args.get("bucket") or None,
         q=(request.args.get("q") or "").strip()[:64] or None,
     )
     per_page = current_app.config["XINDANG_PAGE_SIZE"]
-    page = _int_arg("page") or 1
+    page = page_arg("page")
     # Unfiltered, above a branch, the total is the number of loans in scope, which the home
     # page's summary keeps, if it is kept and valid: a county's list counted its 50,000 loans
     # on every page (3 ms on SQLite, 5–7 ms of PostgreSQL's CPU). A branch's count costs less
@@ -51,11 +46,7 @@ def loan_list():
              if not any(vars(filters).values()) and not is_global(current_user)
              and current_user.institution.level != Level.BRANCH.value else None)
     loans, total, page, pages = page_of(loan_list_query(current_user, filters, rules), page, per_page, known)
-    officers = db.session.execute(   # id and name only: the choices of the officer filter
-        select(User.id, User.display_name, User.username).join(UserRole)
-        .where(UserRole.role.in_([Role.LOAN_OFFICER.value, Role.POST_LOAN_OFFICER.value]),
-               in_scope(User.institution_id, current_user))
-        .distinct().order_by(User.username)).all()
+    officers = officer_choices(current_user)
     # Each kind's names translated once, not once a row (150 translations were 5 ms a page).
     names = {kind: dict(choices(kind)) for kind in ("product", "loan_status", "risk_class")}
     # The overdue bucket of each distinct number of days past due (most loans: 0), asked once.
@@ -92,10 +83,7 @@ def loan_detail(loan_id: int):
 @require("borrower.view")
 def borrower_detail(borrower_id: int):
     borrower = get_scoped_or_404(Borrower, borrower_id, current_user)
-    loans = db.session.execute(
-        select(Loan).where(Loan.borrower_id == borrower.id, in_scope(Loan.branch_id, current_user))
-        .order_by(Loan.disbursed_on.desc())).scalars().all()
-    return render_template("loans/borrower.html", borrower=borrower, loans=loans,
+    return render_template("loans/borrower.html", borrower=borrower, loans=borrower_loans(borrower, current_user),
                            show_id=can(current_user, "borrower.view_id_number"))
 
 

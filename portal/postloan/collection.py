@@ -192,6 +192,16 @@ def pending_notices(user: User, as_of: date, *, officer_id: int | None) -> list[
                                    .order_by(LoanNotice.due_on, LoanNotice.id)).scalars().unique())
 
 
+def notices_in_scope(user: User, status: str | None = None, *, limit: int = 500) -> list[LoanNotice]:
+    """The notices of the user's scope, latest due first; ``status`` (pending, issued or
+    cancelled) keeps only those."""
+    stmt = scoped(select(LoanNotice), LoanNotice, user).options(joinedload(LoanNotice.loan).joinedload(Loan.borrower))
+    if status in ("pending", "issued", "cancelled"):
+        stmt = stmt.where(LoanNotice.status == status)
+    return list(db.session.execute(stmt.order_by(LoanNotice.due_on.desc(), LoanNotice.id.desc()).limit(limit))
+                .scalars().unique())
+
+
 def issue_notice(actor: User, notice: LoanNotice) -> LoanNotice:
     """Render the notice, keep it and file it into the credit file; it is then issued."""
     if notice.status != "pending":

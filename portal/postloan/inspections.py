@@ -425,6 +425,17 @@ def queue_lengths(user: User) -> tuple[int, int]:
             len(escalation_queue(user)) if waiting[1] else 0)
 
 
+def due_counts(user: User, as_of: date) -> dict[str, int]:
+    """For the home page card: the user's own inspections overdue and due this week, and the
+    reports waiting for their sign-off or review."""
+    overdue = Inspection.due_on < as_of
+    this_week = Inspection.due_on.between(as_of, week_end(as_of))
+    mine = db.session.execute(select(func.count(case((overdue, 1))), func.count(case((this_week, 1)))).where(
+        Inspection.officer_id == user.id, Inspection.status.in_(INSPECTION_TODO), or_(overdue, this_week))).one()
+    sign_off, escalations = queue_lengths(user)
+    return {"overdue": mine[0], "this_week": mine[1], "sign_off": sign_off, "escalations": escalations}
+
+
 def calendar_month(user: User, year: int, month: int, *, mine: bool) -> dict[date, list[Inspection]]:
     """Inspections of a month by day: still to do on their due date, done on the day done."""
     first = date(year, month, 1)

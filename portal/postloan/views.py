@@ -4,32 +4,29 @@ a loan's post-loan page. Every page is scoped; who may sign off or approve is th
 from __future__ import annotations
 
 import calendar
-import io
 from datetime import date, timedelta
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import case, func, or_, select
-from sqlalchemy.orm import joinedload
 
-from ..accounts.models import Institution
-from ..accounts.scope import can, get_scoped_or_404, require, scoped, visible_institutions
-from ..routing import parse_id
+from ..accounts.scope import can, get_scoped_or_404, require, visible_institutions
 from ..errors import InvalidInput
 from ..extensions import db
 from ..loans.models import OPEN_LOAN_STATUSES, Loan
 from ..loans.services import loan_facts
+from ..reports.pdf import render_pdf
 from ..rules.lookup import rules_for
 from ..timeutil import local_today
+from ..web import date_arg, done, file_response, id_arg, id_list, pdf_response
 from . import classification as cls
 from . import closing, collection, handover as ho, inspections as insp_svc, warnings as warn_svc
-from .common import officers_in, parse_date, week_end
+from .common import officers_in, parse_date
 from .files import read_file
 from .forms import checkbox, inspection_form, month_arg
-from .models import (INSPECTION_TODO, MANUAL_SIGNALS, WARNING_ACTIVE, ClassificationReview, CollectionTask, Handover,
-                     HandoverItem, Inspection, InspectionKind, InspectionMethod, LoanNotice, PostloanFile, ReviewStatus, RiskWarning,
-                     WriteOff)
+from .models import (MANUAL_SIGNALS, ClassificationReview, Handover, Inspection, InspectionKind, InspectionMethod,
+                     LoanNotice, PostloanFile, RiskWarning, WriteOff)
+from .overview import loan_overview
 
 bp = Blueprint("postloan", __name__, url_prefix="/postloan")
 
@@ -37,38 +34,12 @@ bp = Blueprint("postloan", __name__, url_prefix="/postloan")
 @bp.app_context_processor
 def _due_counts_helper():
     def postloan_due_counts() -> dict[str, int]:
-        """For the home page card: the user's own inspections overdue and due this week, and
-        the reports waiting for their sign-off or review."""
-        today = local_today()
-        overdue = Inspection.due_on < today
-        this_week = Inspection.due_on.between(today, week_end(today))
-        mine = db.session.execute(select(func.count(case((overdue, 1))), func.count(case((this_week, 1)))).where(
-            Inspection.officer_id == current_user.id, Inspection.status.in_(INSPECTION_TODO),
-            or_(overdue, this_week))).one()
-        sign_off, escalations = insp_svc.queue_lengths(current_user)
-        return {"overdue": mine[0], "this_week": mine[1], "sign_off": sign_off, "escalations": escalations}
+        return insp_svc.due_counts(current_user, local_today())
     return {"postloan_due_counts": postloan_due_counts}
 
 
 def _loan(loan_id: int) -> Loan:
     return get_scoped_or_404(Loan, loan_id, current_user)
-
-
-def _int_arg(name: str) -> int | None:
-    return parse_id(request.args.get(name))
-
-
-def _back(default: str):
-    target = request.form.get("next") or ""
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return redirect(target)
-    return redirect(default)
-
-
-def _done(message: str, default: str):
-    db.session.commit()
-    flash(message, "success")
-    return _back(default)
 
 
 @bp.route("/")
@@ -85,7 +56,7 @@ def inspections():
     today = local_today()
     default_view = "mine" if current_user.has_role("loan_officer", "post_loan_officer") else "branch"
     view = request.args.get("view") if request.args.get("view") in ("mine", "branch") else default_view
-    officer_id = _int_arg("officer") if view == "branch" else None
+    officer_id = id_arg("officer") if view == "branch" else None
     lists = insp_svc.inspection_lists(current_user, today, mine=view == "mine", officer_id=officer_id)
     return render_template("postloan/inspections.html", lists=lists, view=view, officer_id=officer_id,
                            officers=officers_in(current_user.institution.path),
@@ -150,9 +121,8 @@ def record_inspection(inspection_id: int):
                      "conclusion": request.form.get("conclusion", ""),
                      "results": {c: (request.form.get(f"result-{c}", ""), request.form.get(f"note-{c}", "")) for c in codes}}
         return _render_inspection(insp, 422, submitted, exc.details or [exc.message])
-    db.session.commit()
-    flash(_("Inspection submitted for sign-off.") if data["submit"] else _("Inspection saved."), "success")
-    return redirect(url_for("postloan.inspection_detail", inspection_id=insp.id))
+    return done(_("Inspection submitted for sign-off.") if data["submit"] else _("Inspection saved."),
+                url_for("postloan.inspection_detail", inspection_id=insp.id))
 
 
 @bp.route("/inspections/<int:inspection_id>/attachments", methods=["POST"])
@@ -164,7 +134,7 @@ def attach_to_inspection(inspection_id: int):
         raise InvalidInput(_("Choose at least one file."))
     for storage in files:
         insp_svc.add_attachment(current_user, insp, storage)
-    return _done(_("%(n)d files attached.", n=len(files)), url_for("postloan.inspection_detail", inspection_id=insp.id))
+    return done(_("%(n)d files attached.", n=len(files)), url_for("postloan.inspection_detail", inspection_id=insp.id))
 
 
 @bp.route("/inspections/<int:inspection_id>/sign-off", methods=["POST"])
@@ -172,8 +142,8 @@ def attach_to_inspection(inspection_id: int):
 def sign_off(inspection_id: int):
     insp = _inspection(inspection_id)
     insp_svc.sign_off_inspection(current_user, insp, request.form.get("opinion", ""))
-    return _done(_("Inspection signed off; the report is in the credit file."),
-                 url_for("postloan.inspection_detail", inspection_id=insp.id))
+    return done(_("Inspection signed off; the report is in the credit file."),
+                url_for("postloan.inspection_detail", inspection_id=insp.id))
 
 
 @bp.route("/inspections/<int:inspection_id>/return", methods=["POST"])
@@ -181,7 +151,7 @@ def sign_off(inspection_id: int):
 def return_for_correction(inspection_id: int):
     insp = _inspection(inspection_id)
     insp_svc.return_inspection(current_user, insp, request.form.get("reason", ""))
-    return _done(_("Inspection returned to the officer."), url_for("postloan.inspection_detail", inspection_id=insp.id))
+    return done(_("Inspection returned to the officer."), url_for("postloan.inspection_detail", inspection_id=insp.id))
 
 
 @bp.route("/inspections/<int:inspection_id>/escalation-review", methods=["POST"])
@@ -189,7 +159,7 @@ def return_for_correction(inspection_id: int):
 def review_escalation(inspection_id: int):
     insp = _inspection(inspection_id)
     insp_svc.review_escalation(current_user, insp, request.form.get("opinion", ""))
-    return _done(_("Opinion recorded."), url_for("postloan.inspection_detail", inspection_id=insp.id))
+    return done(_("Opinion recorded."), url_for("postloan.inspection_detail", inspection_id=insp.id))
 
 
 @bp.route("/inspections/<int:inspection_id>/report.pdf")
@@ -200,8 +170,7 @@ def inspection_report(inspection_id: int):
         return _send(insp.report_file)
     if not insp.is_done:
         raise InvalidInput(_("The report exists once the inspection has been recorded and submitted."))
-    data = insp_svc.render_inspection_report(insp)
-    return send_file(io.BytesIO(data), mimetype="application/pdf", download_name=f"inspection-{insp.id}-draft.pdf")
+    return pdf_response(insp_svc.render_inspection_report(insp), f"inspection-{insp.id}-draft.pdf")
 
 
 @bp.route("/loans/<int:loan_id>/inspections", methods=["POST"])
@@ -216,9 +185,7 @@ def start_inspection(loan_id: int):
 # --- files ----------------------------------------------------------------------------------
 
 def _send(record: PostloanFile):
-    inline = record.media_type in ("application/pdf", "image/jpeg", "image/png")
-    return send_file(io.BytesIO(read_file(record)), mimetype=record.media_type, download_name=record.filename,
-                     as_attachment=not inline)
+    return file_response(read_file(record), record.filename, record.media_type)
 
 
 @bp.route("/files/<int:file_id>")
@@ -233,29 +200,8 @@ def download_file(file_id: int):
 @require("postloan.view")
 def loan_page(loan_id: int):
     loan = _loan(loan_id)
-    rules = rules_for(loan)
-    inspections = db.session.execute(select(Inspection).where(Inspection.loan_id == loan.id)
-                                     .order_by(Inspection.due_on.desc(), Inspection.id.desc())).scalars().all()
-    warnings = warn_svc.warnings_in_scope(current_user, status=None, loan_id=loan.id)
-    pending_review = db.session.execute(select(ClassificationReview).where(
-        ClassificationReview.loan_id == loan.id, ClassificationReview.status == ReviewStatus.PENDING.value)).scalars().first()
-    notices = db.session.execute(select(LoanNotice).where(LoanNotice.loan_id == loan.id)
-                                 .order_by(LoanNotice.due_on.desc())).scalars().all()
-    task = db.session.execute(select(CollectionTask).where(CollectionTask.loan_id == loan.id,
-                                                           CollectionTask.status == "open")).scalars().first()
-    handovers = db.session.execute(select(Handover).where(Handover.items.any(HandoverItem.loan_id == loan.id))
-                                   .order_by(Handover.proposed_at.desc())).scalars().all()
-    write_offs = db.session.execute(select(WriteOff).where(WriteOff.loan_id == loan.id)
-                                    .order_by(WriteOff.requested_at.desc())).scalars().all()
-    files = db.session.execute(select(PostloanFile).where(PostloanFile.loan_id == loan.id)
-                               .order_by(PostloanFile.created_at.desc())).scalars().all()
-    return render_template(
-        "postloan/loan.html", loan=loan, rules=rules, bucket=rules.bucket_of(loan.days_past_due),
-        inspections=inspections, warnings=warnings, pending_review=pending_review,
-        history=cls.classification_history(loan), contacts=collection.contact_log(loan), notices=notices,
-        task=task, periods=ho.officer_history(loan), handovers=handovers, write_offs=write_offs,
-        evaluation=closing.evaluation_of(loan), files=files, today=local_today(), manual_signals=MANUAL_SIGNALS,
-        is_open=loan.status in OPEN_LOAN_STATUSES)
+    return render_template("postloan/loan.html", loan=loan, today=local_today(), manual_signals=MANUAL_SIGNALS,
+                           **vars(loan_overview(loan, current_user)))
 
 
 # --- warnings -------------------------------------------------------------------------------
@@ -266,18 +212,15 @@ def warnings():
     status = request.args.get("status", "active")
     status = status if status in ("active", "open", "handling", "escalated", "lifted", "") else "active"
     branch = None
-    branch_id = _int_arg("branch")
+    branch_id = id_arg("branch")
     branches = visible_institutions(current_user, levels=("branch",))
     if branch_id:
         branch = next((b for b in branches if b.id == branch_id), None)
     rows = warn_svc.warnings_in_scope(current_user, status=status or None, signal=request.args.get("signal") or None,
                                       branch_path=branch.path if branch else None)
-    per_branch = db.session.execute(
-        scoped(select(Institution.name, func.count()).select_from(RiskWarning)
-               .join(Institution, Institution.id == RiskWarning.branch_id), RiskWarning, current_user)
-        .where(RiskWarning.status.in_(WARNING_ACTIVE)).group_by(Institution.name).order_by(Institution.name)).all()
     return render_template("postloan/warnings.html", rows=rows, status=status, branches=branches, branch=branch,
-                           signal=request.args.get("signal") or "", per_branch=per_branch)
+                           signal=request.args.get("signal") or "",
+                           per_branch=warn_svc.active_warnings_per_branch(current_user))
 
 
 @bp.route("/warnings/<int:warning_id>")
@@ -292,7 +235,7 @@ def warning_detail(warning_id: int):
 def act_on_warning(warning_id: int):
     warning = get_scoped_or_404(RiskWarning, warning_id, current_user)
     warn_svc.act_on_warning(current_user, warning, request.form.get("action", ""), request.form.get("note", ""))
-    return _done(_("Warning updated."), url_for("postloan.warning_detail", warning_id=warning.id))
+    return done(_("Warning updated."), url_for("postloan.warning_detail", warning_id=warning.id))
 
 
 @bp.route("/loans/<int:loan_id>/warnings", methods=["POST"])
@@ -300,7 +243,7 @@ def act_on_warning(warning_id: int):
 def raise_warning(loan_id: int):
     loan = _loan(loan_id)
     warning = warn_svc.raise_warning(current_user, loan, request.form.get("signal", ""), request.form.get("details", ""))
-    return _done(_("Warning raised."), url_for("postloan.warning_detail", warning_id=warning.id))
+    return done(_("Warning raised."), url_for("postloan.warning_detail", warning_id=warning.id))
 
 
 # --- classification -------------------------------------------------------------------------
@@ -319,7 +262,7 @@ def classification_review(review_id: int):
         if not can(current_user, "postloan.classify"):
             abort(403)
         cls.confirm_classification(current_user, review, request.form.get("decided", ""), request.form.get("reason", ""))
-        return _done(_("Classification confirmed."), url_for("postloan.loan_page", loan_id=review.loan_id))
+        return done(_("Classification confirmed."), url_for("postloan.loan_page", loan_id=review.loan_id))
     return render_template("postloan/classification_review.html", review=review, loan=review.loan,
                            history=cls.classification_history(review.loan))
 
@@ -339,7 +282,7 @@ def start_classification_review(loan_id: int):
 def collection_page():
     today = local_today()
     is_officer = current_user.has_role("loan_officer", "post_loan_officer")
-    officer_id = _int_arg("officer") if "officer" in request.args else (current_user.id if is_officer else None)
+    officer_id = id_arg("officer") if "officer" in request.args else (current_user.id if is_officer else None)
     rows = collection.collection_list(current_user, today, officer_id=officer_id)
     notices = collection.pending_notices(current_user, today, officer_id=officer_id)
     return render_template("postloan/collection.html", rows=rows, notices=notices, today=today, officer_id=officer_id,
@@ -351,19 +294,15 @@ def collection_page():
 def record_contact(loan_id: int):
     loan = _loan(loan_id)
     collection.record_contact(current_user, loan, **collection.parse_contact_form(request.form))
-    return _done(_("Contact recorded."), url_for("postloan.loan_page", loan_id=loan.id) + "#contacts")
+    return done(_("Contact recorded."), url_for("postloan.loan_page", loan_id=loan.id) + "#contacts")
 
 
 @bp.route("/notices")
 @require("postloan.view")
 def notices():
     status = request.args.get("status", "pending")
-    stmt = scoped(select(LoanNotice), LoanNotice, current_user).options(
-        joinedload(LoanNotice.loan).joinedload(Loan.borrower))
-    if status in ("pending", "issued", "cancelled"):
-        stmt = stmt.where(LoanNotice.status == status)
-    rows = db.session.execute(stmt.order_by(LoanNotice.due_on.desc(), LoanNotice.id.desc()).limit(500)).scalars().unique().all()
-    return render_template("postloan/notices.html", rows=rows, status=status, today=local_today())
+    return render_template("postloan/notices.html", rows=collection.notices_in_scope(current_user, status),
+                           status=status, today=local_today())
 
 
 @bp.route("/notices/<int:notice_id>/issue", methods=["POST"])
@@ -371,7 +310,7 @@ def notices():
 def issue_notice(notice_id: int):
     notice = get_scoped_or_404(LoanNotice, notice_id, current_user)
     collection.issue_notice(current_user, notice)
-    return _done(_("Notice issued and filed into the credit file."), url_for("postloan.notices"))
+    return done(_("Notice issued and filed into the credit file."), url_for("postloan.notices"))
 
 
 @bp.route("/migration")
@@ -380,17 +319,15 @@ def migration():
     today = local_today()
     institutions = visible_institutions(current_user, levels=("province", "city", "county", "branch")) \
         or [current_user.institution]
-    chosen = next((i for i in institutions if i.id == _int_arg("institution")), None) or (
+    chosen = next((i for i in institutions if i.id == id_arg("institution")), None) or (
         current_user.institution if current_user.institution in institutions else institutions[0])
-    start = parse_date(request.args.get("start"), _("Start date"), required=False) or (today.replace(day=1) - timedelta(days=1)).replace(day=1)
-    end = parse_date(request.args.get("end"), _("End date"), required=False) or today
+    start = date_arg("start", (today.replace(day=1) - timedelta(days=1)).replace(day=1))
+    end = date_arg("end", today)
     report = collection.migration_report(current_user, chosen, start, end)
     if request.args.get("format") == "pdf":
-        from ..reports.pdf import render_pdf
         data = render_pdf("reports/postloan_migration.html", title=_("Overdue migration report"),
                           institution_name=chosen.name, report=report)
-        return send_file(io.BytesIO(data), mimetype="application/pdf",
-                         download_name=f"migration-{chosen.code}-{start}-{end}.pdf")
+        return pdf_response(data, f"migration-{chosen.code}-{start}-{end}.pdf")
     return render_template("postloan/migration.html", report=report, institutions=institutions, chosen=chosen)
 
 
@@ -407,22 +344,20 @@ def handovers():
 @require("postloan.handover")
 def new_handover():
     officers = officers_in(current_user.institution.path)
-    source = request.values.get("from")
-    from_officer = ho.get_user_in_scope(current_user, parse_id(source)) if parse_id(source) else None
+    source = id_arg("from")
+    from_officer = ho.get_user_in_scope(current_user, source) if source else None
     if request.method == "POST":
         if from_officer is None:
             raise InvalidInput(_("Choose the outgoing officer."))
-        target = request.form.get("to", "")
-        if parse_id(target) is None:
+        target = id_arg("to")
+        if target is None:
             raise InvalidInput(_("Choose the incoming officer."))
-        to_officer = ho.get_user_in_scope(current_user, parse_id(target))
+        to_officer = ho.get_user_in_scope(current_user, target)
         # Loans ticked one by one win over "all"; nothing ticked and "all" unticked is refused.
-        chosen = [i for i in map(parse_id, request.form.getlist("loan")) if i is not None]
-        loan_ids = chosen or (None if checkbox(request.form, "all") else [])
+        loan_ids = id_list("loan") or (None if checkbox(request.form, "all") else [])
         handover = ho.propose_handover(current_user, from_officer, to_officer, loan_ids, request.form.get("reason", ""))
-        db.session.commit()
-        flash(_("Handover proposed; both officers now confirm it."), "success")
-        return redirect(url_for("postloan.handover_detail", handover_id=handover.id))
+        return done(_("Handover proposed; both officers now confirm it."),
+                    url_for("postloan.handover_detail", handover_id=handover.id))
     loans = ho.open_loans_of(current_user, from_officer) if from_officer else []
     return render_template("postloan/handover_new.html", officers=officers, from_officer=from_officer, loans=loans)
 
@@ -442,7 +377,7 @@ def confirm_handover(handover_id: int):
     ho.confirm_handover(current_user, handover, request.form.get("note", ""))
     message = _("Handover completed: the loans and their open items have moved.") if handover.status == "completed" \
         else _("Your confirmation is recorded.")
-    return _done(message, url_for("postloan.handover_detail", handover_id=handover.id))
+    return done(message, url_for("postloan.handover_detail", handover_id=handover.id))
 
 
 @bp.route("/handovers/<int:handover_id>/cancel", methods=["POST"])
@@ -450,7 +385,7 @@ def confirm_handover(handover_id: int):
 def cancel_handover(handover_id: int):
     handover = get_scoped_or_404(Handover, handover_id, current_user)
     ho.cancel_handover(current_user, handover, request.form.get("reason", ""))
-    return _done(_("Handover cancelled."), url_for("postloan.handover_detail", handover_id=handover.id))
+    return done(_("Handover cancelled."), url_for("postloan.handover_detail", handover_id=handover.id))
 
 
 @bp.route("/handovers/<int:handover_id>/list.pdf")
@@ -459,8 +394,7 @@ def handover_list(handover_id: int):
     handover = get_scoped_or_404(Handover, handover_id, current_user)
     if handover.file_id:
         return _send(db.session.get(PostloanFile, handover.file_id))
-    data = ho.render_handover_list(handover)
-    return send_file(io.BytesIO(data), mimetype="application/pdf", download_name=f"handover-{handover.id}.pdf")
+    return pdf_response(ho.render_handover_list(handover), f"handover-{handover.id}.pdf")
 
 
 # --- closing --------------------------------------------------------------------------------
@@ -471,8 +405,8 @@ def settle(loan_id: int):
     loan = _loan(loan_id)
     settled_on = parse_date(request.form.get("settled_on"), _("Settlement date"))
     closing.settle_loan(current_user, loan, settled_on, request.form.get("note", ""))
-    return _done(_("Loan settled; the settlement certificate is in the credit file."),
-                 url_for("postloan.loan_page", loan_id=loan.id))
+    return done(_("Loan settled; the settlement certificate is in the credit file."),
+                url_for("postloan.loan_page", loan_id=loan.id))
 
 
 @bp.route("/loans/<int:loan_id>/write-off", methods=["GET", "POST"])
@@ -482,9 +416,7 @@ def request_write_off(loan_id: int):
     if request.method == "POST":
         write_off = closing.request_write_off(current_user, loan, request.form.get("reason", ""),
                                               request.files.getlist("evidence"))
-        db.session.commit()
-        flash(_("Write-off requested."), "success")
-        return redirect(url_for("postloan.write_off_detail", write_off_id=write_off.id))
+        return done(_("Write-off requested."), url_for("postloan.write_off_detail", write_off_id=write_off.id))
     return render_template("postloan/write_off_new.html", loan=loan,
                            approvers=closing.describe_roles(closing.write_off_roles(loan)))
 
@@ -513,8 +445,8 @@ def decide_write_off(write_off_id: int):
     write_off = get_scoped_or_404(WriteOff, write_off_id, current_user)
     approve = request.form.get("decision") == "approve"
     closing.decide_write_off(current_user, write_off, approve, request.form.get("note", ""))
-    return _done(_("Write-off approved; the loan is written off and the papers are in the credit file.") if approve
-                 else _("Write-off rejected."), url_for("postloan.write_off_detail", write_off_id=write_off.id))
+    return done(_("Write-off approved; the loan is written off and the papers are in the credit file.") if approve
+                else _("Write-off rejected."), url_for("postloan.write_off_detail", write_off_id=write_off.id))
 
 
 @bp.route("/loans/<int:loan_id>/evaluation", methods=["GET", "POST"])
@@ -529,5 +461,5 @@ def evaluation(loan_id: int):
             current_user, loan, outcome=request.form.get("outcome", ""), management=request.form.get("management", ""),
             responsibility_found=checkbox(request.form, "responsibility_found"),
             summary=request.form.get("summary", ""), lessons=request.form.get("lessons", ""))
-        return _done(_("Final evaluation saved and filed."), url_for("postloan.loan_page", loan_id=loan.id))
+        return done(_("Final evaluation saved and filed."), url_for("postloan.loan_page", loan_id=loan.id))
     return render_template("postloan/evaluation.html", loan=loan, evaluation=existing)

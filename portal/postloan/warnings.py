@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from ..accounts.models import Institution, User
@@ -147,6 +147,15 @@ def act_on_warning(actor: User, warning: RiskWarning, action: str, note: str) ->
                  {"loan": warning.loan.contract_no, "signal": warning.signal, "note": note},
                  institution_id=warning.branch_id)
     return warning
+
+
+def active_warnings_per_branch(user: User) -> list[tuple[str, int]]:
+    """(branch name, active warnings) of each branch in the user's scope that has any, by name."""
+    from ..accounts.models import Institution
+    return list(db.session.execute(
+        scoped(select(Institution.name, func.count()).select_from(RiskWarning)
+               .join(Institution, Institution.id == RiskWarning.branch_id), RiskWarning, user)
+        .where(RiskWarning.status.in_(WARNING_ACTIVE)).group_by(Institution.name).order_by(Institution.name)).all())
 
 
 def warnings_in_scope(user: User, *, status: str | None = "active", signal: str | None = None,

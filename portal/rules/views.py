@@ -8,7 +8,7 @@ from flask_login import current_user
 from ..accounts.models import Institution, Level
 from ..accounts.scope import can, require, visible_institutions
 
-from ..errors import InvalidInput, NotFound
+from ..errors import InvalidInput, not_found
 from ..extensions import db
 from .manager import available_plugins
 from .lookup import plugin_registry
@@ -25,7 +25,7 @@ def _union_or_404(code: str) -> Institution:
     own = current_user.institution.province()
     if own.code == code:
         return own
-    raise NotFound(_("The page or record does not exist, or is outside your institution."))
+    raise not_found()
 
 
 @bp.route("/")
@@ -52,7 +52,7 @@ def union(code: str):
 def _editable_union(code: str) -> Institution:
     province = _union_or_404(code)
     if not (current_user.has_role("admin") or province.path.startswith(current_user.institution.path)):
-        raise NotFound(_("The page or record does not exist, or is outside your institution."))
+        raise not_found()
     return province
 
 

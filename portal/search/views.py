@@ -6,9 +6,7 @@ portal's own queue drainer at the first request when ``XINDANG_SEARCH_DRAIN_IN_P
 """
 from __future__ import annotations
 
-from datetime import date
-
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -17,6 +15,7 @@ from ..archive.labels import doc_type_names
 from ..archive.models import LIVE_STATES, STATE_ORDER, Document
 from ..extensions import db
 from ..labels import LABELS
+from ..web import date_arg, done, id_arg, page_arg
 from . import models  # noqa: F401 - the tables must be known to db.create_all
 from .models import DocumentText, QueueOp
 from .query import SORTS, Filters, search_documents
@@ -25,28 +24,12 @@ from .queue import enqueue, start_portal_drainer
 bp = Blueprint("search", __name__, url_prefix="/search")
 
 
-
-def _date_arg(name: str) -> date | None:
-    raw = (request.args.get(name) or "").strip()
-    try:
-        day = date.fromisoformat(raw) if raw else None
-    except ValueError:
-        return None
-    # 9999-12-31 would overflow the query's "to + 1 day"; like a malformed date, it is ignored.
-    return day if day is None or date(1900, 1, 1) <= day <= date(2999, 12, 31) else None
-
-
-def _int_arg(name: str) -> int | None:
-    raw = (request.args.get(name) or "").strip()
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else None  # not "²"
-
-
 @bp.route("/")
 @require("search.use")
 def search_page():
     institutions = visible_institutions(current_user)
     by_id = {i.id: i for i in institutions}
-    institution = by_id.get(_int_arg("institution"))
+    institution = by_id.get(id_arg("institution"))
     type_names = doc_type_names(current_user.institution)
     doctype = request.args.get("type") or None
     stage = request.args.get("stage") or None
@@ -56,9 +39,9 @@ def search_page():
         stage=stage if stage in LABELS["stage"] else None,
         state=state if state in LIVE_STATES else None,
         institution_path=institution.path if institution is not None else None,
-        date_from=_date_arg("from"), date_to=_date_arg("to"))
+        date_from=date_arg("from"), date_to=date_arg("to"))
     sort = request.args.get("sort") if request.args.get("sort") in SORTS else "relevance"
-    page = _int_arg("page") or 1
+    page = page_arg("page")
     results = search_documents(current_user, (request.args.get("q") or "")[:400], filters, page=page,
                                per_page=current_app.config["XINDANG_SEARCH_PAGE_SIZE"], sort=sort)
     return render_template("search/results.html", results=results, type_names=type_names,
@@ -72,9 +55,8 @@ def retry_extraction(document_id: int):
     """Queue the document's text to be extracted again (after a failure, or once OCR is there)."""
     doc = get_scoped_or_404(Document, document_id, current_user)
     enqueue([doc.id], QueueOp.EXTRACT.value)
-    db.session.commit()
-    flash(_("The text of this document will be extracted again shortly."), "success")
-    return redirect(url_for("archive.document", document_id=doc.id))
+    return done(_("The text of this document will be extracted again shortly."),
+                url_for("archive.document", document_id=doc.id))
 
 
 @bp.app_template_global()

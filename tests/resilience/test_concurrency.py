@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from portal.archive import views as archive_views
+from portal.archive import destruction as destruction_svc
+from portal.archive import lending as lending_svc
 from portal.archive.models import DestructionList, Lending
 from portal.audit_trail import AuditEvent
 from portal.extensions import db
@@ -87,7 +88,7 @@ def requested_lending(app, setup) -> int:
 def test_two_approvers_of_one_lending_request(app, local_store, setup, monkeypatch):
     lending_id = requested_lending(app, setup)
     director, archivist = signed_in(app, "director", "archivist")
-    hold_at(monkeypatch, archive_views, "_lending_or_404", 2)
+    hold_at(monkeypatch, lending_svc, "get_lending_or_404", 2)
     responses = post_all([director, archivist], f"/archive/lending/{lending_id}/approve", "/archive/")
     one_winner(responses, 409, "this step is not possible now")
     with app.app_context():
@@ -99,7 +100,7 @@ def test_two_approvers_of_one_lending_request(app, local_store, setup, monkeypat
 def test_approve_and_refuse_of_one_lending_request_at_once(app, local_store, setup, monkeypatch):
     lending_id = requested_lending(app, setup)
     director, archivist = signed_in(app, "director", "archivist")
-    hold_at(monkeypatch, archive_views, "_lending_or_404", 2)
+    hold_at(monkeypatch, lending_svc, "get_lending_or_404", 2)
     responses = race([
         lambda: director.post(f"/archive/lending/{lending_id}/approve",
                               data={"csrf_token": token_of(director, "/archive/")}),
@@ -118,7 +119,7 @@ def test_approve_and_refuse_of_one_lending_request_at_once(app, local_store, set
 def test_two_approvers_of_one_destruction_list(app, local_store, setup, monkeypatch):
     list_id = proposed_destruction_list(app, setup)
     director, county_director = signed_in(app, "director", "county_director")
-    hold_at(monkeypatch, archive_views, "_list_or_404", 2)
+    hold_at(monkeypatch, destruction_svc, "get_list_or_404", 2)
     responses = post_all([director, county_director], f"/archive/destruction/{list_id}/approve", "/archive/")
     one_winner(responses, 409, "this step is not possible now")
     with app.app_context():
@@ -140,7 +141,7 @@ def test_two_supervisors_of_one_department_confirm_at_once(app, local_store, set
     """Both from 信贷部: only one may supervise; the other is told a second department is needed."""
     list_id = approved_destruction_list(app, setup)
     officer, director = signed_in(app, "officer", "director")
-    hold_at(monkeypatch, archive_views, "_list_or_404", 2)
+    hold_at(monkeypatch, destruction_svc, "get_list_or_404", 2)
     responses = post_all([officer, director], f"/archive/destruction/{list_id}/confirm", "/archive/")
     one_winner(responses, 403, "another department")
     with app.app_context():
@@ -154,7 +155,7 @@ def test_two_supervisors_of_two_departments_confirm_at_once(app, local_store, se
     second; neither confirmation is lost or overwritten."""
     list_id = approved_destruction_list(app, setup)
     officer, post_loan = signed_in(app, "officer", "post_loan")
-    hold_at(monkeypatch, archive_views, "_list_or_404", 2)
+    hold_at(monkeypatch, destruction_svc, "get_list_or_404", 2)
     responses = post_all([officer, post_loan], f"/archive/destruction/{list_id}/confirm", "/archive/")
     assert [r.status_code for r in responses] == [303, 303]
     with app.app_context():
@@ -178,7 +179,7 @@ def test_two_archivists_execute_one_list_at_once(app, local_store, setup, monkey
         destruction.confirm_destruction(setup.org.user("post_loan"), dl)
         db.session.commit()
     archivist, county_archivist = signed_in(app, "archivist", "county_archivist")
-    hold_at(monkeypatch, archive_views, "_list_or_404", 2)
+    hold_at(monkeypatch, destruction_svc, "get_list_or_404", 2)
     responses = post_all([archivist, county_archivist], f"/archive/destruction/{list_id}/execute", "/archive/")
     one_winner(responses, 409, "Only a list confirmed by two supervisors is executed")
     with app.app_context():

@@ -200,7 +200,7 @@ BAD_VALUES = ["abc", "-1", "2147483648", "99999999999999999999", "²", "١٢", "
 # Whoosh query syntax a user can get wrong.
 BAD_QUERIES = ['"unclosed', "title:(", "(((", "a AND", "OR", "NOT", "*", "?", "[a TO", "{x TO y]", "field:", "~2",
                "^3", "借款 AND (", "\\", "/", '"借款人', "'", "a" * 2000]
-_PARAM = re.compile(r"""(?:request\.(?:args|values|form)\.get(?:list)?\(\s*|_(?:int|date)_arg\(\s*|_int_list\(\s*)["']([A-Za-z_][\w-]*)["']""")
+_PARAM = re.compile(r"""(?:request\.(?:args|values|form)\.get(?:list)?\(\s*|\b(?:id|page|date)_arg\(\s*|\bid_list\(\s*)["']([A-Za-z_][\w-]*)["']""")
 _IN_ARGS = re.compile(r"""["']([A-Za-z_]\w*)["']\s+in\s+request\.(?:args|form)""")
 
 
