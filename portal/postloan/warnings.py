@@ -151,7 +151,6 @@ def act_on_warning(actor: User, warning: RiskWarning, action: str, note: str) ->
 
 def active_warnings_per_branch(user: User) -> list[tuple[str, int]]:
     """(branch name, active warnings) of each branch in the user's scope that has any, by name."""
-    from ..accounts.models import Institution
     return list(db.session.execute(
         scoped(select(Institution.name, func.count()).select_from(RiskWarning)
                .join(Institution, Institution.id == RiskWarning.branch_id), RiskWarning, user)
