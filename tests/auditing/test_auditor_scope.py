@@ -28,62 +28,59 @@ ACTIONS = {
 
 
 @pytest.fixture()
-def build_world(app, make_org, make_loan):
-    """``build_world()``: the records every POST route is asked about, built through the services."""
-    def make() -> dict:
-        """One of every object a POST route acts on, all in branch B1 (inside the county auditor's
-        subtree), none of them the auditor's."""
-        from portal.archive.models import DestructionList, Hold, Lending, Transfer, TransferItem
-        from portal.auditing.inspections import start_archive_inspection
-        from portal.postloan.models import (ClassificationReview, Handover, HandoverItem, Inspection, LoanNotice,
-                                            RiskWarning, WriteOff)
-        today = local_today()
-        with app.app_context():
-            org = make_org()
-            b1 = org.inst("B1")
-            officer, archivist, director = org.user("officer"), org.user("archivist"), org.user("director")
-            loan = make_loan(b1, officer, disbursed_on=today - timedelta(days=30))
-            collected = add_doc(loan, "loan_contract", "collected")
-            archived = add_doc(loan, "loan_receipt", "archived")
-            db.session.flush()
-            lending = Lending(institution_id=b1.id, volume_id=archived.volume_id, requester_id=officer.id, medium="digital",
-                              reason="查阅", days=5, state="requested")
-            lending.documents = [archived]
-            transfer = Transfer(institution_id=b1.id, to_institution_id=org.inst("C1").id, state="draft",
-                                created_by_id=archivist.id)
-            hold = Hold(institution_id=b1.id, kind="legal", loan_id=loan.id, reason="诉讼", placed_by_id=director.id)
-            destruction = DestructionList(institution_id=b1.id, state="draft", appraisal="到期", proposer_id=archivist.id)
-            warning = RiskWarning(loan_id=loan.id, branch_id=b1.id, officer_id=officer.id, signal="lost_contact",
-                                  source="manual", status="open", raised_on=today)
-            review = ClassificationReview(loan_id=loan.id, branch_id=b1.id, as_of=today, status="pending", floor="normal",
-                                          suggested="normal", previous_class="normal")
-            notice = LoanNotice(loan_id=loan.id, branch_id=b1.id, officer_id=officer.id, kind="repayment",
-                                reference_on=today + timedelta(days=20), due_on=today)
-            handover = Handover(institution_id=b1.id, from_officer_id=officer.id, to_officer_id=org.user("post_loan").id,
-                                status="proposed", reason="调岗", proposed_by_id=director.id)
-            write_off = WriteOff(loan_id=loan.id, branch_id=b1.id, status="requested", principal_fen=100, reason="无法收回",
-                                 requested_by_id=officer.id)
-            db.session.add_all([lending, transfer, hold, destruction, warning, review, notice, handover, write_off])
-            db.session.flush()
-            db.session.add(TransferItem(transfer_id=transfer.id, document_id=archived.id))
-            db.session.add(HandoverItem(handover_id=handover.id, loan_id=loan.id, balance_fen=loan.balance_fen))
-            archive_inspection = start_archive_inspection(director, b1, 1)   # the branch director's own record
-            db.session.commit()
-            # A submitted inspection escalated to the county: sign-off, return and review are all open
-            # to someone, so refusing them is about the auditor.
-            inspection = db.session.execute(select(Inspection).where(Inspection.loan_id == loan.id)).scalars().first()
-            inspection.status, inspection.inspected_on, inspection.recorded_by_id = "submitted", today, officer.id
-            inspection.escalation_status, inspection.escalation_institution_id = "pending", org.inst("C1").id
-            db.session.commit()
-            return {
-                "borrower_id": loan.borrower_id, "document_id": collected.id, "lending_id": lending.id,
-                "transfer_id": transfer.id, "hold_id": hold.id, "list_id": destruction.id, "loan_id": loan.id,
-                "warning_id": warning.id, "review_id": review.id, "notice_id": notice.id, "handover_id": handover.id,
-                "write_off_id": write_off.id, "code": "P", "postloan_inspection_id": inspection.id,
-                "archive_inspection_id": archive_inspection.id, "archived_id": archived.id, "B1": b1.id,
-                "C1": org.inst("C1").id,
-            }
-    return make
+def world(app, make_org, make_loan) -> dict:
+    """One of every object a POST route acts on, all in branch B1 (inside the county auditor's
+    subtree), none of them the auditor's."""
+    from portal.archive.models import DestructionList, Hold, Lending, Transfer, TransferItem
+    from portal.auditing.inspections import start_archive_inspection
+    from portal.postloan.models import (ClassificationReview, Handover, HandoverItem, Inspection, LoanNotice,
+                                        RiskWarning, WriteOff)
+    today = local_today()
+    with app.app_context():
+        org = make_org()
+        b1 = org.inst("B1")
+        officer, archivist, director = org.user("officer"), org.user("archivist"), org.user("director")
+        loan = make_loan(b1, officer, disbursed_on=today - timedelta(days=30))
+        collected = add_doc(loan, "loan_contract", "collected")
+        archived = add_doc(loan, "loan_receipt", "archived")
+        db.session.flush()
+        lending = Lending(institution_id=b1.id, volume_id=archived.volume_id, requester_id=officer.id, medium="digital",
+                          reason="查阅", days=5, state="requested")
+        lending.documents = [archived]
+        transfer = Transfer(institution_id=b1.id, to_institution_id=org.inst("C1").id, state="draft",
+                            created_by_id=archivist.id)
+        hold = Hold(institution_id=b1.id, kind="legal", loan_id=loan.id, reason="诉讼", placed_by_id=director.id)
+        destruction = DestructionList(institution_id=b1.id, state="draft", appraisal="到期", proposer_id=archivist.id)
+        warning = RiskWarning(loan_id=loan.id, branch_id=b1.id, officer_id=officer.id, signal="lost_contact",
+                              source="manual", status="open", raised_on=today)
+        review = ClassificationReview(loan_id=loan.id, branch_id=b1.id, as_of=today, status="pending", floor="normal",
+                                      suggested="normal", previous_class="normal")
+        notice = LoanNotice(loan_id=loan.id, branch_id=b1.id, officer_id=officer.id, kind="repayment",
+                            reference_on=today + timedelta(days=20), due_on=today)
+        handover = Handover(institution_id=b1.id, from_officer_id=officer.id, to_officer_id=org.user("post_loan").id,
+                            status="proposed", reason="调岗", proposed_by_id=director.id)
+        write_off = WriteOff(loan_id=loan.id, branch_id=b1.id, status="requested", principal_fen=100, reason="无法收回",
+                             requested_by_id=officer.id)
+        db.session.add_all([lending, transfer, hold, destruction, warning, review, notice, handover, write_off])
+        db.session.flush()
+        db.session.add(TransferItem(transfer_id=transfer.id, document_id=archived.id))
+        db.session.add(HandoverItem(handover_id=handover.id, loan_id=loan.id, balance_fen=loan.balance_fen))
+        archive_inspection = start_archive_inspection(director, b1, 1)   # the branch director's own record
+        db.session.commit()
+        # A submitted inspection escalated to the county: sign-off, return and review are all open
+        # to someone, so refusing them is about the auditor.
+        inspection = db.session.execute(select(Inspection).where(Inspection.loan_id == loan.id)).scalars().first()
+        inspection.status, inspection.inspected_on, inspection.recorded_by_id = "submitted", today, officer.id
+        inspection.escalation_status, inspection.escalation_institution_id = "pending", org.inst("C1").id
+        db.session.commit()
+        return {
+            "borrower_id": loan.borrower_id, "document_id": collected.id, "lending_id": lending.id,
+            "transfer_id": transfer.id, "hold_id": hold.id, "list_id": destruction.id, "loan_id": loan.id,
+            "warning_id": warning.id, "review_id": review.id, "notice_id": notice.id, "handover_id": handover.id,
+            "write_off_id": write_off.id, "code": "P", "postloan_inspection_id": inspection.id,
+            "archive_inspection_id": archive_inspection.id, "archived_id": archived.id, "B1": b1.id,
+            "C1": org.inst("C1").id,
+        }
 
 
 def form_data(world: dict) -> dict:
@@ -131,8 +128,7 @@ def urls_for(rule, world: dict) -> list[str]:
     return [rule.build(values)[1]]
 
 
-def test_every_post_route_outside_their_own_records_is_refused_for_auditors(app, client, csrf_token, login, build_world):
-    world = build_world()
+def test_every_post_route_outside_their_own_records_is_refused_for_auditors(app, client, csrf_token, login, world):
     data = form_data(world)
     login(client, "county_auditor")
     token = csrf_token(client, "/audit/inspections")

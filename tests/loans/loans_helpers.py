@@ -16,7 +16,7 @@ WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 
 
 def resident_id(n: int) -> str:
-    """A resident ID number with a correct check digit."""
+    """A resident ID number with a correct check digit (GB 11643)."""
     body = f"43010119800101{n:03d}"
     return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, WEIGHTS)) % 11]
 

@@ -33,7 +33,8 @@ def test_daily_run_suggests_the_floor_by_days_past_due(app, org, make_loan):
 
 @pytest.fixture()
 def pending_review(app, org, make_loan):
-    """``pending_review(**fields)``: a B1 loan with these fields after the daily run; its id and its pending review's id."""
+    """``pending_review(**fields)``: a B1 loan with these fields after the daily run; its id and the
+    id of its pending classification review."""
     def make(**fields):
         with app.app_context():
             loan = make_loan(org.inst("B1"), org.user("officer"), **fields)

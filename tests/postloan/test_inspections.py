@@ -120,7 +120,8 @@ def test_daily_run_raises_special_inspection_for_loans_already_overdue(app, org,
 
 @pytest.fixture()
 def submitted_inspection(app, org, make_loan):
-    """``submitted_inspection(amount_fen=…, officer=…, branch=…, **fields)``: a loan's first inspection, completed and submitted; the ids of both."""
+    """``submitted_inspection(amount_fen=…, officer=…, branch=…, **fields)``: a loan whose first
+    inspection is completed and submitted; the ids of both."""
     def make(amount_fen=5_000_000, officer="officer", branch="B1", **fields):
         with app.app_context():
             loan = make_loan(org.inst(branch), org.user(officer), amount_fen=amount_fen, balance_fen=amount_fen,
