@@ -129,10 +129,10 @@ STATES = ["collected", "sorted", "filed", "archived", "discarded", "destroyed"]
 
 @pytest.fixture()
 def varied_loans(make_loan):
-    """``varied_loans(rng, org, today, n=60)``: loans of every kind with random documents (below)."""
+    """``varied_loans(rng, org, today, n=60)``: loans of every product, guarantee, borrower kind,
+    payment, status and class, with random documents of every type in every state (some filed
+    for the whole credit file)."""
     def make(rng: random.Random, org, today: date, n: int = 60) -> None:
-        """Loans of every product, guarantee, borrower kind, payment, status and class, with random
-        documents of every type in every state (some filed for the whole credit file)."""
         rules = rules_for(org.inst("P"))
         codes = [d.code for d in rules.document_types()]
         branches = [org.inst("B1"), org.inst("B2")]

@@ -23,9 +23,9 @@ from .auditing_helpers import add_doc
 
 @pytest.fixture()
 def org_with_files(app, make_org, make_loan):
-    """``org_with_files(age_days=0, plugin=None, settings=None)``: the test tree with credit files (below)."""
+    """``org_with_files(age_days=0, plugin=None, settings=None)``: the test tree with 6 borrowers
+    in B1 and 2 in B2, institutions added ``age_days`` ago; the ids of P, C1, B1 and B2."""
     def make(*, age_days: int = 0, plugin=None, settings=None) -> dict:
-        """The test tree with 6 borrowers in B1 and 2 in B2; institutions added ``age_days`` ago."""
         with app.app_context():
             org = make_org(plugin=plugin)
             if settings:

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture()
 def signed_in(app, login):
-    """``signed_in(*usernames)``: a test client signed in as each of them."""
+    """``signed_in(*usernames)``: a test client for each, signed in as that user."""
     def make(*usernames):
         clients = []
         for name in usernames:
@@ -58,9 +58,9 @@ def events(app, action: str, object_id: int) -> int:
 
 @pytest.fixture()
 def post_all(csrf_token):
-    """``post_all(clients, path, page, data=None)``: each client's POST, fired together (below)."""
+    """``post_all(clients, path, page, data=None)``: each client's POST to ``path``, fired
+    together; CSRF tokens fetched beforehand from ``page``."""
     def make(clients, path: str, page: str, data: dict | None = None):
-        """Each client's POST to ``path``, fired together; CSRF tokens fetched beforehand."""
         calls = []
         for client in clients:
             form = {"csrf_token": csrf_token(client, page), **(data or {})}
