@@ -4,23 +4,17 @@ import os
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from portal import create_app
 from portal.extensions import db
 
-from conftest import PG_BASE
+from tests.helpers.postgres import ON_POSTGRES, create_schema, drop_schemas
 
 
 def _fresh_url(tmp_path) -> str:
-    if os.environ.get("XINDANG_TEST_DB", "sqlite") == "postgresql":
-        schema = f"xd_mig_{os.getpid()}"
-        engine = create_engine(PG_BASE, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        engine.dispose()
-        return f"{PG_BASE}?options=-csearch_path%3D{schema}"
+    if ON_POSTGRES:
+        return create_schema(f"xd_mig_{os.getpid()}")
     return f"sqlite:///{tmp_path / 'migrated.db'}"
 
 
@@ -36,7 +30,4 @@ def test_upgrade_from_empty_matches_models(tmp_path):
     assert diff == [], f"models and migrations differ: {diff}"
     assert head == 0
     if url.startswith("postgresql"):
-        engine = create_engine(PG_BASE, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "xd_mig_{os.getpid()}" CASCADE'))
-        engine.dispose()
+        drop_schemas(f"xd_mig_{os.getpid()}")

@@ -6,7 +6,6 @@ from sqlalchemy import select, text
 from portal.accounts.models import Institution
 from portal.extensions import db
 
-from conftest import login
 
 
 def _on_postgresql(app) -> bool:
@@ -22,7 +21,7 @@ def _prepared_statements(app) -> int:
     return count
 
 
-def test_read_only_pages_keep_prepared_statements(app, org, client):
+def test_read_only_pages_keep_prepared_statements(app, org, client, login):
     if not _on_postgresql(app):
         pytest.skip("prepared statements are PostgreSQL's (XINDANG_TEST_DB=postgresql)")
     login(client, "county_director")
@@ -66,7 +65,7 @@ def test_a_request_that_failed_is_rolled_back(app, org):
         assert db.session.execute(select(Institution.name).where(Institution.code == "B1")).scalar_one() == "城关信用社"
 
 
-def test_switched_off_nothing_is_prepared_and_requests_roll_back(app, org, database_url, tmp_path):
+def test_switched_off_nothing_is_prepared_and_requests_roll_back(app, org, database_url, tmp_path, login):
     """``XINDANG_PG_PREPARED_STATEMENTS=false`` (behind PgBouncer in transaction mode)."""
     if not _on_postgresql(app):
         pytest.skip("prepared statements are PostgreSQL's (XINDANG_TEST_DB=postgresql)")

@@ -21,7 +21,8 @@ from portal.extensions import db
 from portal.routing import MAX_ID
 from portal.timeutil import local_today
 
-from conftest import PASSWORD, csrf_token, login, make_loan
+from tests.helpers.factories import PASSWORD, make_loan
+from tests.helpers.web import login
 
 # Off the site, or a broken header: browsers read "\" as "/" and drop tabs and line breaks, so
 # "/\t/evil.example" is "//evil.example"; a line break in Location was a 500 after the save.
@@ -164,7 +165,7 @@ def test_every_form_taking_next_has_a_recipe():
 
 
 @pytest.mark.parametrize("endpoint", sorted(RECIPES))
-def test_a_form_goes_back_to_its_next_only_on_this_site(app, client, org, local_store, endpoint):
+def test_a_form_goes_back_to_its_next_only_on_this_site(app, client, org, local_store, csrf_token, endpoint):
     """Each hostile ``next`` posted with a real record: done, and back to the form's own page;
     a ``next`` of this site is followed."""
     own = "/postloan/collection?status=pending"
@@ -177,7 +178,7 @@ def test_a_form_goes_back_to_its_next_only_on_this_site(app, client, org, local_
 
 
 @pytest.mark.parametrize("target", HOSTILE_NEXT + ["/\r\n/x", "//x", "/\\x", "http://x"])
-def test_sign_in_goes_to_the_home_page_unless_next_is_a_page_of_the_site(app, client, org, target):
+def test_sign_in_goes_to_the_home_page_unless_next_is_a_page_of_the_site(app, client, org, csrf_token, target):
     response = client.post("/login", query_string={"next": target},
                            data={"username": "officer", "password": PASSWORD, "csrf_token": csrf_token(client)})
     assert (response.status_code, response.headers["Location"]) == (302, "/")

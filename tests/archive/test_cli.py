@@ -10,7 +10,9 @@ from portal.archive.models import Document, FixityRun
 from portal.archive.storage import LocalStore
 from portal.extensions import db
 
-from .conftest import PNG_BYTES, pdf_bytes
+from tests.helpers.files import pdf_bytes
+
+from .archive_helpers import PNG_BYTES
 
 
 def _ingest(runner, paths, contract_no, user="officer", doc_type="loan_contract", *extra):

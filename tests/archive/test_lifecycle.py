@@ -12,9 +12,10 @@ from portal.audit_trail import AuditEvent
 from portal.extensions import db
 from portal.loans.models import Loan
 
-from conftest import login
+from tests.helpers.files import pdf_bytes
+from tests.helpers.stores import minio_store
 
-from .conftest import PNG_BYTES, document_ids, get_document, minio_store, pdf_bytes, post, upload
+from .archive_helpers import PNG_BYTES, document_ids, get_document, post, upload
 
 ARCHIVE_NUMBER = re.compile(r"^J001-XD·\d{4}-D30-B1-\d{4}$")
 
@@ -24,7 +25,7 @@ def _count(app, model=Document) -> int:
         return db.session.execute(select(func.count()).select_from(model)).scalar_one()
 
 
-def test_full_lifecycle_through_the_pages(app, client, store, setup):
+def test_full_lifecycle_through_the_pages(app, client, store, setup, login):
     content = pdf_bytes("借款合同 王建国", pages=2)
     # The loan officer collects the contract.
     login(client, "officer")
@@ -95,7 +96,7 @@ def _fetch(client, url: str) -> bytes:
     return response.data
 
 
-def test_archived_document_needs_a_lending_for_the_officer(app, client, store, setup):
+def test_archived_document_needs_a_lending_for_the_officer(app, client, store, setup, login):
     login(client, "officer")
     upload(client, setup.borrower_id, [(pdf_bytes(), "a.pdf")], loan_id=setup.loan_id)
     (doc_id,) = document_ids(app, setup.borrower_id)
@@ -112,7 +113,7 @@ def test_archived_document_needs_a_lending_for_the_officer(app, client, store, s
     assert refused.status_code == 403 and "request a lending" in refused.get_data(as_text=True)
 
 
-def test_paper_original_needs_a_shelf_location(app, client, store, setup):
+def test_paper_original_needs_a_shelf_location(app, client, store, setup, login):
     login(client, "archivist")
     upload(client, setup.borrower_id, [(pdf_bytes(), "抵押合同.pdf")], doc_type="mortgage_contract",
            loan_id=setup.loan_id, paper=True)
@@ -125,7 +126,7 @@ def test_paper_original_needs_a_shelf_location(app, client, store, setup):
     assert get_document(app, doc_id).shelf_location == "A-03-2"
 
 
-def test_several_files_at_once_with_json_results(app, client, store, setup):
+def test_several_files_at_once_with_json_results(app, client, store, setup, login):
     login(client, "officer")
     response = upload(client, setup.borrower_id, [(pdf_bytes(), "一.pdf"), (PNG_BYTES, "二.png"),
                                                   (b"hello", "三.pdf")], json=True, loan_id=setup.loan_id)
@@ -137,7 +138,7 @@ def test_several_files_at_once_with_json_results(app, client, store, setup):
     assert len(list(store.iter_keys())) == 2
 
 
-def test_non_pdf_named_pdf_is_refused_saying_what_it_is(app, client, store, setup):
+def test_non_pdf_named_pdf_is_refused_saying_what_it_is(app, client, store, setup, login):
     login(client, "officer")
     response = upload(client, setup.borrower_id, [(b"GIF89a\x01\x00\x01\x00", "合同.pdf")])
     text = response.get_data(as_text=True)
@@ -148,7 +149,7 @@ def test_non_pdf_named_pdf_is_refused_saying_what_it_is(app, client, store, setu
     assert _count(app) == 0 and list(store.iter_keys()) == []
 
 
-def test_size_limit(app, client, store, setup):
+def test_size_limit(app, client, store, setup, login):
     app.config["XINDANG_ARCHIVE_MAX_FILE_MB"] = 1
     try:
         login(client, "officer")
@@ -161,7 +162,7 @@ def test_size_limit(app, client, store, setup):
     assert _count(app) == 0 and list(store.iter_keys()) == []
 
 
-def test_duplicate_by_checksum(app, client, store, setup):
+def test_duplicate_by_checksum(app, client, store, setup, login, make_loan):
     content = pdf_bytes()
     login(client, "officer")
     assert upload(client, setup.borrower_id, [(content, "a.pdf")]).status_code == 303
@@ -171,7 +172,6 @@ def test_duplicate_by_checksum(app, client, store, setup):
     assert _count(app) == 1 and len(list(store.iter_keys())) == 1
     # The same bytes in another borrower's file (e.g. a joint guarantee) are stored and reported.
     with app.app_context():
-        from conftest import make_loan
         other = make_loan(setup.org.inst("B1"), setup.org.user("officer"), borrower_name="张三")
         db.session.commit()
         other_borrower = other.borrower_id
@@ -180,7 +180,7 @@ def test_duplicate_by_checksum(app, client, store, setup):
     assert "same content as" in client.get(response.headers["Location"]).get_data(as_text=True)
 
 
-def test_file_names_are_sanitised_on_upload(app, client, store, setup):
+def test_file_names_are_sanitised_on_upload(app, client, store, setup, login):
     login(client, "officer")
     upload(client, setup.borrower_id, [(pdf_bytes(), "../../../贷款<审批>书.pdf")])
     (doc_id,) = document_ids(app, setup.borrower_id)
@@ -189,9 +189,9 @@ def test_file_names_are_sanitised_on_upload(app, client, store, setup):
     assert "审批" not in doc.object_key and "/" in doc.object_key
 
 
-def test_store_down_during_upload_leaves_no_row(app, client, store, setup, tmp_path):
+def test_store_down_during_upload_leaves_no_row(app, client, store, setup, tmp_path, login):
     if store.backend == "minio":
-        from .conftest import start_s3_server
+        from tests.helpers.stores import start_s3_server
         server = start_s3_server(tmp_path / "short-lived")
         down = minio_store(server.endpoint)
         down.check()
@@ -228,7 +228,7 @@ def test_store_stopped_in_the_middle_of_a_stream(app, store, setup, tmp_path):
 
     data = pdf_bytes() + b"%" + b"1" * (20 * 1024 * 1024)
     if store.backend == "minio":
-        from .conftest import start_s3_server
+        from tests.helpers.stores import start_s3_server
         server = start_s3_server(tmp_path / "dying")
         target = minio_store(server.endpoint)
         target.check()
@@ -251,7 +251,7 @@ def test_store_stopped_in_the_middle_of_a_stream(app, store, setup, tmp_path):
         assert list(target.iter_keys()) == [] and not any((tmp_path / "dying").rglob("*.part"))
 
 
-def test_database_failure_after_the_object_was_written_removes_it(app, client, store, setup, monkeypatch):
+def test_database_failure_after_the_object_was_written_removes_it(app, client, store, setup, monkeypatch, login):
     from portal.archive import services
 
     def broken(*args, **kwargs):
@@ -294,7 +294,7 @@ def test_store_generated_document_is_idempotent(app, store, setup):
     assert len(list(store.iter_keys())) == 1
 
 
-def test_discarding_while_sorting_deletes_the_object_after_commit(app, client, store, setup):
+def test_discarding_while_sorting_deletes_the_object_after_commit(app, client, store, setup, login):
     login(client, "archivist")
     upload(client, setup.borrower_id, [(pdf_bytes(), "dup.pdf")])
     (doc_id,) = document_ids(app, setup.borrower_id)
@@ -307,7 +307,7 @@ def test_discarding_while_sorting_deletes_the_object_after_commit(app, client, s
     assert not store.exists(key)
 
 
-def test_other_branch_gets_404_by_id_number_and_link(app, client, store, setup):
+def test_other_branch_gets_404_by_id_number_and_link(app, client, store, setup, login):
     login(client, "archivist")
     upload(client, setup.borrower_id, [(pdf_bytes(), "a.pdf")], loan_id=setup.loan_id)
     (doc_id,) = document_ids(app, setup.borrower_id)
@@ -341,7 +341,7 @@ def test_other_branch_gets_404_by_id_number_and_link(app, client, store, setup):
     assert upload(client4, setup.borrower_id, [(pdf_bytes(), "x.pdf")]).status_code == 403
 
 
-def test_pages_render_for_each_role(app, client, local_store, setup):
+def test_pages_render_for_each_role(app, client, local_store, setup, login):
     for user in ("officer", "post_loan", "director", "archivist", "auditor", "county_auditor", "union_admin"):
         c = app.test_client()
         login(c, user)
@@ -353,7 +353,7 @@ def test_pages_render_for_each_role(app, client, local_store, setup):
 
 
 def test_sealed_content_cannot_be_changed_by_any_code(app, local_store, setup):
-    from .test_lending import archived_documents
+    from .archive_helpers import archived_documents
     _volume, (doc_id,) = archived_documents(app, setup)
     with app.app_context():
         doc = db.session.get(Document, doc_id)

@@ -6,7 +6,9 @@ import pytest
 
 from portal.archive.sniffing import ACCEPTED, claimed_kind, count_pages, sanitise_filename, sniff
 
-from .conftest import PNG_BYTES, pdf_bytes
+from tests.helpers.files import pdf_bytes
+
+from .archive_helpers import PNG_BYTES
 
 
 def _zip(names: list[str]) -> bytes:

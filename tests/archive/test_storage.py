@@ -12,9 +12,7 @@ from portal.archive.storage import (LocalStore, ObjectMissing, SizeLimitExceeded
                                     delete_after_commit, track_new_object)
 from portal.extensions import db
 
-from conftest import login
-
-from .conftest import minio_store
+from tests.helpers.stores import minio_store
 
 
 class CountingReader(io.RawIOBase):
@@ -82,7 +80,7 @@ def test_minio_download_link_is_presigned_with_name_and_type(app, s3_server):
         assert "%E5%80%9F%E6%AC%BE" in response.headers["Content-Disposition"]
 
 
-def test_local_download_link_is_bound_to_its_user_and_expires(app, client, org, local_store):
+def test_local_download_link_is_bound_to_its_user_and_expires(app, client, org, local_store, login):
     store = local_store
     stored = store.put_stream(io.BytesIO(b"content"))
     with app.app_context():

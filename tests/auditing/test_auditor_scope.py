@@ -9,13 +9,13 @@ from __future__ import annotations
 import hashlib
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, text
 
-from conftest import csrf_token, login, make_loan, make_org
 from portal.extensions import db
 from portal.timeutil import local_today
 
-from .conftest import add_doc
+from .auditing_helpers import add_doc
 
 # Not records at all (signing in and out, the interface language), or the auditor's own:
 # starting an archive inspection, and asking for a fixity check (which records a run).
@@ -27,7 +27,8 @@ ACTIONS = {
 }
 
 
-def build_world(app) -> dict:
+@pytest.fixture()
+def world(app, make_org, make_loan) -> dict:
     """One of every object a POST route acts on, all in branch B1 (inside the county auditor's
     subtree), none of them the auditor's."""
     from portal.archive.models import DestructionList, Hold, Lending, Transfer, TransferItem
@@ -127,8 +128,7 @@ def urls_for(rule, world: dict) -> list[str]:
     return [rule.build(values)[1]]
 
 
-def test_every_post_route_outside_their_own_records_is_refused_for_auditors(app, client):
-    world = build_world(app)
+def test_every_post_route_outside_their_own_records_is_refused_for_auditors(app, client, csrf_token, login, world):
     data = form_data(world)
     login(client, "county_auditor")
     token = csrf_token(client, "/audit/inspections")

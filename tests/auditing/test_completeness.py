@@ -10,7 +10,6 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from conftest import make_loan, make_org
 from portal.archive.models import LIVE_STATES, Document
 from portal.auditing.completeness import (audit_completeness, completeness_trend, stages_due, write_snapshots)
 from portal.auditing.models import CompletenessSnapshot
@@ -22,7 +21,7 @@ from portal.rules.lookup import rules_for
 from portal.rules.types import STAGES
 from portal.timeutil import local_today, to_local
 
-from .conftest import add_doc, write_off
+from .auditing_helpers import add_doc, write_off
 
 
 def gap_set(audit):
@@ -128,34 +127,38 @@ PRODUCTS = [("farm_credit", "credit"), ("joint_guarantee", "joint"), ("multi_gua
 STATES = ["collected", "sorted", "filed", "archived", "discarded", "destroyed"]
 
 
-def varied_loans(rng: random.Random, org, today: date, n: int = 60) -> None:
-    """Loans of every product, guarantee, borrower kind, payment, status and class, with random
-    documents of every type in every state (some filed for the whole credit file)."""
-    rules = rules_for(org.inst("P"))
-    codes = [d.code for d in rules.document_types()]
-    branches = [org.inst("B1"), org.inst("B2")]
-    for i in range(n):
-        product, guarantee = rng.choice(PRODUCTS)
-        status = rng.choice(["active", "active", "overdue", "settled", "written_off"])
-        disbursed = today - timedelta(days=rng.choice([0, 1, 2, 3, 4, 6, 7, 8, 30, 200, 800]))
-        dpd = rng.randint(1, 500) if status in ("overdue", "written_off") else 0
-        loan = make_loan(rng.choice(branches), None, product=product, guarantee_type=guarantee,
-                         borrower_kind=rng.choice(["individual", "individual", "enterprise"]),
-                         payment_method=rng.choice(["self", "entrusted"]), status=status,
-                         risk_class=rng.choice(["normal", "special_mention", "substandard", "doubtful", "loss"]),
-                         credit_rating=rng.choice(["AAA", "A", "BB", "unrated"]), days_past_due=dpd,
-                         amount_fen=rng.choice([5_000_000, 60_000_000, 900_000_000]),
-                         disbursed_on=disbursed, maturity_on=disbursed + timedelta(days=365),
-                         settled_on=disbursed + timedelta(days=rng.randint(0, 30)) if status == "settled" else None,
-                         balance_fen=0 if status == "settled" else 5_000_000)
-        if rng.random() < 0.3:       # a full file, in live states
-            for code in codes:
-                add_doc(loan, code, rng.choice(STATES[:4]), whole_file=rng.random() < 0.1)
-        else:
-            for code in rng.sample(codes, rng.randint(0, len(codes))):
-                add_doc(loan, code, rng.choice(STATES), whole_file=rng.random() < 0.1)
-        if status == "written_off" and rng.random() < 0.7:
-            write_off(loan, today - timedelta(days=rng.randint(0, 90)))
+@pytest.fixture()
+def varied_loans(make_loan):
+    """``varied_loans(rng, org, today, n=60)``: loans of every product, guarantee, borrower kind,
+    payment, status and class, with random documents of every type in every state (some filed
+    for the whole credit file)."""
+    def make(rng: random.Random, org, today: date, n: int = 60) -> None:
+        rules = rules_for(org.inst("P"))
+        codes = [d.code for d in rules.document_types()]
+        branches = [org.inst("B1"), org.inst("B2")]
+        for i in range(n):
+            product, guarantee = rng.choice(PRODUCTS)
+            status = rng.choice(["active", "active", "overdue", "settled", "written_off"])
+            disbursed = today - timedelta(days=rng.choice([0, 1, 2, 3, 4, 6, 7, 8, 30, 200, 800]))
+            dpd = rng.randint(1, 500) if status in ("overdue", "written_off") else 0
+            loan = make_loan(rng.choice(branches), None, product=product, guarantee_type=guarantee,
+                             borrower_kind=rng.choice(["individual", "individual", "enterprise"]),
+                             payment_method=rng.choice(["self", "entrusted"]), status=status,
+                             risk_class=rng.choice(["normal", "special_mention", "substandard", "doubtful", "loss"]),
+                             credit_rating=rng.choice(["AAA", "A", "BB", "unrated"]), days_past_due=dpd,
+                             amount_fen=rng.choice([5_000_000, 60_000_000, 900_000_000]),
+                             disbursed_on=disbursed, maturity_on=disbursed + timedelta(days=365),
+                             settled_on=disbursed + timedelta(days=rng.randint(0, 30)) if status == "settled" else None,
+                             balance_fen=0 if status == "settled" else 5_000_000)
+            if rng.random() < 0.3:       # a full file, in live states
+                for code in codes:
+                    add_doc(loan, code, rng.choice(STATES[:4]), whole_file=rng.random() < 0.1)
+            else:
+                for code in rng.sample(codes, rng.randint(0, len(codes))):
+                    add_doc(loan, code, rng.choice(STATES), whole_file=rng.random() < 0.1)
+            if status == "written_off" and rng.random() < 0.7:
+                write_off(loan, today - timedelta(days=rng.randint(0, 90)))
+    return make
 
 
 def loan_by_loan(loan: Loan, as_of: date) -> tuple[int, set[tuple[str, str, date | None]]]:
@@ -184,7 +187,7 @@ def loan_by_loan(loan: Loan, as_of: date) -> tuple[int, set[tuple[str, str, date
 
 
 @pytest.mark.parametrize("plugin", [None, "hunan", "shandong", "template"])
-def test_set_based_audit_equals_asking_loan_by_loan(app, plugin):
+def test_set_based_audit_equals_asking_loan_by_loan(app, plugin, make_org, varied_loans):
     today = local_today()
     with app.app_context():
         org = make_org(plugin=plugin)

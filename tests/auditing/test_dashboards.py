@@ -7,7 +7,6 @@ import re
 
 from pypdf import PdfReader
 
-from conftest import login
 from portal.auditing.dashboards import build_dashboard, panels_for
 
 
@@ -46,7 +45,7 @@ def test_panel_numbers_match_the_audit(app, known_gaps):
         assert sum(r[1] for r in mine["risk_classes"].rows) == 2
 
 
-def test_dashboard_page_home_page_and_pdf(app, client, known_gaps):
+def test_dashboard_page_home_page_and_pdf(app, client, known_gaps, login):
     login(client, "county_auditor")
     page = client.get("/audit/dashboard")
     html = page.get_data(as_text=True)
@@ -62,7 +61,7 @@ def test_dashboard_page_home_page_and_pdf(app, client, known_gaps):
     assert "城关信用社" in text and "测试县联社" in text
 
 
-def test_officer_home_page_and_admin_dashboard(app, client, known_gaps):
+def test_officer_home_page_and_admin_dashboard(app, client, known_gaps, login):
     login(client, "officer")
     home = client.get("/").get_data(as_text=True)
     assert panel_ids(home) == ["postloan_inspections", "risk_classes", "overdue_buckets"]

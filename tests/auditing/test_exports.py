@@ -8,22 +8,18 @@ from datetime import timedelta
 from decimal import Decimal
 
 from openpyxl import load_workbook
-from pypdf import PdfReader
 
-from conftest import login
 from portal.extensions import db
 from portal.timeutil import local_today, utcnow
 
-
-def pdf_text(data: bytes) -> str:
-    return re.sub(r"\s+", "", "".join(p.extract_text() or "" for p in PdfReader(io.BytesIO(data)).pages))
+from tests.helpers.files import pdf_text_without_spaces
 
 
 def rows(data: bytes, sheet: int = 0, min_row: int = 3) -> list[tuple]:
     return list(load_workbook(io.BytesIO(data)).worksheets[sheet].iter_rows(min_row=min_row, values_only=True))
 
 
-def test_lending_register_and_destruction_lists(app, client, known_gaps):
+def test_lending_register_and_destruction_lists(app, client, known_gaps, login):
     from portal.archive.models import DestructionItem, DestructionList, Document, Lending
     from portal.loans.models import Loan
     with app.app_context():
@@ -44,11 +40,11 @@ def test_lending_register_and_destruction_lists(app, client, known_gaps):
         c1 = org.inst("C1").id
     login(client, "county_auditor")
     register = client.get(f"/audit/reports/lending-register.pdf?institution={c1}")
-    assert register.status_code == 200 and "贷后检查调阅" in pdf_text(register.data)
+    assert register.status_code == 200 and "贷后检查调阅" in pdf_text_without_spaces(register.data)
     sheet = rows(client.get(f"/audit/reports/lending-register.xlsx?institution={c1}").data)
     assert len(sheet) == 1 and sheet[0][6] == "贷后检查调阅" and sheet[0][2] == "officer"
     lists = client.get(f"/audit/reports/destruction-lists.pdf?institution={c1}")
-    text = pdf_text(lists.data)
+    text = pdf_text_without_spaces(lists.data)
     assert "保管期满,经鉴定可以销毁" in text and "J001-XD·2010-D10-B1-0001" in text
     items = rows(client.get(f"/audit/reports/destruction-lists.xlsx?institution={c1}").data, sheet=1, min_row=2)
     assert items == [(items[0][0], "J001-XD·2010-D10-B1-0001", "借款合同", "借款人L1", None, "10 years", None, None)]
@@ -61,13 +57,13 @@ def test_lending_register_and_destruction_lists(app, client, known_gaps):
     assert branch.get(f"/audit/reports/destruction-lists.xlsx?institution={c1}").status_code == 404
 
 
-def test_inspection_overview(app, client, known_gaps):
+def test_inspection_overview(app, client, known_gaps, login):
     login(client, "county_auditor")
     with app.app_context():
         c1 = known_gaps.org.inst("C1").id
     pdf = client.get(f"/audit/reports/inspections.pdf?institution={c1}")
     assert pdf.status_code == 200
-    text = pdf_text(pdf.data)
+    text = pdf_text_without_spaces(pdf.data)
     assert "城关信用社" in text and "河西信用社" in text and "测试县联社" in text
     book = load_workbook(io.BytesIO(client.get(f"/audit/reports/inspections.xlsx?institution={c1}").data))
     schedule = list(book.worksheets[0].iter_rows(min_row=3, values_only=True))
@@ -78,7 +74,7 @@ def test_inspection_overview(app, client, known_gaps):
     assert client.get(f"/audit/reports/inspections.pdf?institution={c1}&start=2024-02-01&end=2024-01-01").status_code == 422
 
 
-def test_migration_report_has_the_numbers_of_the_migration_page(app, client, known_gaps):
+def test_migration_report_has_the_numbers_of_the_migration_page(app, client, known_gaps, login):
     from portal.loans.models import Loan
     from portal.postloan.models import BucketSnapshot
     today = local_today()
@@ -103,4 +99,4 @@ def test_migration_report_has_the_numbers_of_the_migration_page(app, client, kno
     assert by_bucket["M1"][1:3] == (2, 20_000.0)
     assert Decimal(str(rates[2])) == Decimal(cell) and Decimal(str(rates[0])) == Decimal("50.00")
     pdf = client.get(f"/audit/reports/migration.pdf?institution={c1}&start={start}&end={end}")
-    assert pdf.status_code == 200 and "50.00%" in pdf_text(pdf.data)
+    assert pdf.status_code == 200 and "50.00%" in pdf_text_without_spaces(pdf.data)

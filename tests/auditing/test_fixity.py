@@ -6,55 +6,54 @@ from __future__ import annotations
 import io
 import json
 import re
-import uuid
 
-from pypdf import PdfWriter
+import pytest
 from sqlalchemy import func, select
 
-from conftest import csrf_token, login, make_loan, make_org
 from portal.archive.models import Document, FixityRun
 from portal.audit_trail import AuditEvent
 from portal.extensions import db
 
-
-def pdf_bytes() -> bytes:
-    writer = PdfWriter()
-    writer.add_blank_page(width=595, height=842)
-    writer.add_metadata({"/Title": uuid.uuid4().hex})
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
+from tests.helpers.files import pdf_bytes
 
 
-def stored_world(app) -> dict:
-    """Two documents with objects in B1, one in B2, collected through the archive's service."""
-    from portal.archive.services import collect_document
-    with app.app_context():
-        org = make_org()
-        ids = {"org": org}
-        for name, branch, officer in (("b1", "B1", "officer"), ("b2", "B2", "officer2")):
-            loan = make_loan(org.inst(branch), org.user(officer))
-            docs = []
-            for code in (["loan_contract", "loan_receipt"] if name == "b1" else ["loan_contract"]):
-                docs.append(collect_document(org.user(officer), borrower=loan.borrower, loan=loan, doc_type=code,
-                                             fileobj=io.BytesIO(pdf_bytes()), filename=f"{code}.pdf").document)
-            db.session.commit()
-            ids[name] = [(d.id, d.object_key) for d in docs]
-        ids["B1"], ids["B2"], ids["C1"] = org.inst("B1").id, org.inst("B2").id, org.inst("C1").id
-        return ids
+@pytest.fixture()
+def stored_world(app, make_org, make_loan):
+    """``stored_world()``: two documents with objects in B1, one in B2; their ids and keys."""
+    def make() -> dict:
+        """Two documents with objects in B1, one in B2, collected through the archive's service."""
+        from portal.archive.services import collect_document
+        with app.app_context():
+            org = make_org()
+            ids = {"org": org}
+            for name, branch, officer in (("b1", "B1", "officer"), ("b2", "B2", "officer2")):
+                loan = make_loan(org.inst(branch), org.user(officer))
+                docs = []
+                for code in (["loan_contract", "loan_receipt"] if name == "b1" else ["loan_contract"]):
+                    docs.append(collect_document(org.user(officer), borrower=loan.borrower, loan=loan, doc_type=code,
+                                                 fileobj=io.BytesIO(pdf_bytes()), filename=f"{code}.pdf").document)
+                db.session.commit()
+                ids[name] = [(d.id, d.object_key) for d in docs]
+            ids["B1"], ids["B2"], ids["C1"] = org.inst("B1").id, org.inst("B2").id, org.inst("C1").id
+            return ids
+    return make
 
 
-def verify(client, institution_id: int):
-    return client.post("/audit/fixity/verify", data={"institution": institution_id,
-                                                     "csrf_token": csrf_token(client, "/audit/fixity")})
+@pytest.fixture()
+def verify(csrf_token):
+    """``verify(client, institution_id)``: press the auditor's verify button."""
+    def make(client, institution_id: int):
+        return client.post("/audit/fixity/verify", data={"institution": institution_id,
+                                                         "csrf_token": csrf_token(client, "/audit/fixity")})
+    return make
 
 
 def failing(html: str) -> list[str]:
     return re.findall(r'<tr class="table-danger" data-kind="(\w+)" data-document="(\d+)"', html)
 
 
-def test_an_altered_object_shows_as_a_fixity_failure(app, client, local_store):
-    world = stored_world(app)
+def test_an_altered_object_shows_as_a_fixity_failure(app, client, local_store, login, stored_world, verify):
+    world = stored_world()
     (doc1, key1), (doc2, _k2) = world["b1"]
     login(client, "county_auditor")
     page = client.get(f"/audit/fixity?institution={world['B1']}").get_data(as_text=True)
@@ -85,8 +84,8 @@ def test_an_altered_object_shows_as_a_fixity_failure(app, client, local_store):
     assert failing(client.get(f"/audit/fixity?institution={world['B1']}").get_data(as_text=True)) == []
 
 
-def test_a_full_archive_verify_run_counts_too(app, client, runner, local_store):
-    world = stored_world(app)
+def test_a_full_archive_verify_run_counts_too(app, client, runner, local_store, login, stored_world):
+    world = stored_world()
     doc, key = world["b2"][0]
     (local_store.root / key).unlink()
     result = runner.invoke(args=["archive", "verify", "--quiet"])
@@ -105,8 +104,8 @@ def test_a_full_archive_verify_run_counts_too(app, client, runner, local_store):
     assert "2 objects" in clean.output and "No object is failing" in clean.output
 
 
-def test_when_each_object_was_last_verified(app, client, local_store):
-    world = stored_world(app)
+def test_when_each_object_was_last_verified(app, client, local_store, login, stored_world, verify):
+    world = stored_world()
     login(client, "county_auditor")
     verify(client, world["B1"])
     page = client.get(f"/audit/fixity/objects?institution={world['C1']}").get_data(as_text=True)
@@ -116,8 +115,8 @@ def test_when_each_object_was_last_verified(app, client, local_store):
     assert dict(rows)[str(world["b1"][0][0])] != "never"
 
 
-def test_who_may_press_the_button(app, client, local_store, monkeypatch):
-    world = stored_world(app)
+def test_who_may_press_the_button(app, client, local_store, monkeypatch, login, stored_world, verify):
+    world = stored_world()
     login(client, "officer")
     assert client.get("/audit/fixity").status_code == 403
     assert verify(client, world["B1"]).status_code == 403

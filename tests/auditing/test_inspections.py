@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, update
 
-from conftest import csrf_token, login, make_loan, make_org
 from portal.accounts.models import Institution
 from portal.accounts.services import create_user
 from portal.auditing.inspections import archive_inspection_schedule
@@ -16,36 +16,44 @@ from portal.audit_trail import AuditEvent
 from portal.extensions import db
 from portal.timeutil import local_today, utcnow
 
-from .conftest import add_doc
+from tests.helpers.factories import PASSWORD
 
-PASSWORD = "correct-horse-42"
-
-
-def org_with_files(app, *, age_days: int = 0, plugin=None, settings=None) -> dict:
-    """The test tree with 6 borrowers in B1 and 2 in B2; institutions added ``age_days`` ago."""
-    with app.app_context():
-        org = make_org(plugin=plugin)
-        if settings:
-            org.inst("P").rules_settings = settings
-        for i in range(6):
-            loan = make_loan(org.inst("B1"), org.user("officer"))
-            if i == 0:
-                add_doc(loan, "loan_contract")
-        for _ in range(2):
-            make_loan(org.inst("B2"), org.user("officer2"))
-        create_user(None, "county_auditor2", PASSWORD, "C1", ["auditor"], display_name="第二稽核")
-        if age_days:
-            db.session.execute(update(Institution).values(created_at=utcnow() - timedelta(days=age_days)))
-        db.session.commit()
-        return {code: org.inst(code).id for code in ("P", "C1", "B1", "B2")} | {"org": org}
+from .auditing_helpers import add_doc
 
 
-def post(client, path, data):
-    return client.post(path, data={"csrf_token": csrf_token(client, "/audit/inspections"), **data})
+@pytest.fixture()
+def org_with_files(app, make_org, make_loan):
+    """``org_with_files(age_days=0, plugin=None, settings=None)``: the test tree with 6 borrowers
+    in B1 and 2 in B2, institutions added ``age_days`` ago; the ids of P, C1, B1 and B2."""
+    def make(*, age_days: int = 0, plugin=None, settings=None) -> dict:
+        with app.app_context():
+            org = make_org(plugin=plugin)
+            if settings:
+                org.inst("P").rules_settings = settings
+            for i in range(6):
+                loan = make_loan(org.inst("B1"), org.user("officer"))
+                if i == 0:
+                    add_doc(loan, "loan_contract")
+            for _ in range(2):
+                make_loan(org.inst("B2"), org.user("officer2"))
+            create_user(None, "county_auditor2", PASSWORD, "C1", ["auditor"], display_name="第二稽核")
+            if age_days:
+                db.session.execute(update(Institution).values(created_at=utcnow() - timedelta(days=age_days)))
+            db.session.commit()
+            return {code: org.inst(code).id for code in ("P", "C1", "B1", "B2")} | {"org": org}
+    return make
 
 
-def test_schedule_follows_the_plugin_cycle_and_flags_overdue_ones(app):
-    ids = org_with_files(app, age_days=200)
+@pytest.fixture()
+def post(csrf_token):
+    """``post(client, path, data)``: a form of the inspection pages, with its CSRF token."""
+    def make(client, path, data):
+        return client.post(path, data={"csrf_token": csrf_token(client, "/audit/inspections"), **data})
+    return make
+
+
+def test_schedule_follows_the_plugin_cycle_and_flags_overdue_ones(app, org_with_files):
+    ids = org_with_files(age_days=200)
     with app.app_context():
         today = local_today()
         schedule = archive_inspection_schedule(db.session.get(Institution, ids["P"]), today)
@@ -59,8 +67,8 @@ def test_schedule_follows_the_plugin_cycle_and_flags_overdue_ones(app):
         assert {(r.inspector.code, r.target.code) for r in mine.rows} == {("C1", "B1"), ("B1", "B1")}
 
 
-def test_a_union_setting_changes_the_cycle(app):
-    ids = org_with_files(app, age_days=100, settings={"archive_inspection_months_branch": 3,
+def test_a_union_setting_changes_the_cycle(app, org_with_files):
+    ids = org_with_files(age_days=100, settings={"archive_inspection_months_branch": 3,
                                                        "archive_inspection_months_county": 0})
     with app.app_context():
         schedule = archive_inspection_schedule(db.session.get(Institution, ids["P"]))
@@ -68,8 +76,8 @@ def test_a_union_setting_changes_the_cycle(app):
         assert len(schedule.overdue) == 2
 
 
-def test_county_auditor_records_an_inspection_with_a_stored_sample(app, client):
-    ids = org_with_files(app, age_days=400)
+def test_county_auditor_records_an_inspection_with_a_stored_sample(app, client, login, org_with_files, post):
+    ids = org_with_files(age_days=400)
     login(client, "county_auditor")
     page = client.get(f"/audit/inspections?institution={ids['C1']}").get_data(as_text=True)
     assert re.search(r'data-target="B1" data-inspector="C1" class="table-danger"', page)
@@ -118,8 +126,8 @@ def test_county_auditor_records_an_inspection_with_a_stored_sample(app, client):
     assert post(client, f"/audit/inspections/{inspection_id}", {"action": "save", "findings": "x"}).status_code == 409
 
 
-def test_only_the_recorder_changes_a_draft(app, client):
-    ids = org_with_files(app)
+def test_only_the_recorder_changes_a_draft(app, client, login, org_with_files, post):
+    ids = org_with_files()
     login(client, "county_auditor")
     inspection_id = int(post(client, "/audit/inspections/new", {"target": ids["B2"], "sample_size": 1})
                         .headers["Location"].rsplit("/", 1)[1])
@@ -141,8 +149,8 @@ def test_only_the_recorder_changes_a_draft(app, client):
         assert insp.state == "cancelled" and "初稿" in insp.findings
 
 
-def test_who_inspects_whom(app, client):
-    ids = org_with_files(app)
+def test_who_inspects_whom(app, client, login, org_with_files, post):
+    ids = org_with_files()
     login(client, "county_auditor")
     # A county does not inspect itself or another county's branch; a sample must be 1–50.
     assert post(client, "/audit/inspections/new", {"target": ids["C1"]}).status_code == 409

@@ -10,14 +10,13 @@ from decimal import Decimal
 from markupsafe import Markup
 from sqlalchemy import select, text, update
 
-from conftest import login
 from portal import kept
 from portal.auditing.dashboards import Panel, build_dashboard, decode_panel, encode_panel
 from portal.kept import DataVersion, PanelCacheEntry
 from portal.extensions import db
 from portal.loans.models import Loan
 
-from .conftest import add_doc
+from .auditing_helpers import add_doc
 
 AS_OF = "Figures as of"
 
@@ -45,7 +44,7 @@ def versions(app) -> dict[int, int]:
         return dict(db.session.execute(select(DataVersion.institution_id, DataVersion.version)).all())
 
 
-def test_a_new_document_shows_on_the_next_view(app, client, known_gaps):
+def test_a_new_document_shows_on_the_next_view(app, client, known_gaps, login):
     login(client, "county_auditor")
     first = panel_html(dashboard(client), "completeness")
     assert rows_of(first) == [["城关信用社", "3", "1", "33.3"], ["河西信用社", "4", "2", "50.0"]]
@@ -60,7 +59,7 @@ def test_a_new_document_shows_on_the_next_view(app, client, known_gaps):
     assert AS_OF not in after
 
 
-def test_a_loan_change_shows_on_the_dashboard_and_the_home_page(app, client, known_gaps):
+def test_a_loan_change_shows_on_the_dashboard_and_the_home_page(app, client, known_gaps, login):
     login(client, "director")
     dashboard(client)
     client.get("/")
@@ -78,7 +77,7 @@ def test_a_loan_change_shows_on_the_dashboard_and_the_home_page(app, client, kno
     assert re.search(r'id="stat-overdue">1<', home) and 'id="summary-figures-at"' not in home
 
 
-def test_changes_elsewhere_and_sign_ins_keep_the_cache(app, client, known_gaps):
+def test_changes_elsewhere_and_sign_ins_keep_the_cache(app, client, known_gaps, login):
     login(client, "officer")                                    # B1
     dashboard(client)
     with app.app_context():                                     # a loan of B2 changes
@@ -137,7 +136,7 @@ def test_bulk_statements_and_sql_text_raise_every_panel(app, known_gaps):
         assert versions(app)[0] == everywhere + 2
 
 
-def test_unseen_writes_are_shown_with_their_time_until_the_cache_expires(app, client, known_gaps):
+def test_unseen_writes_are_shown_with_their_time_until_the_cache_expires(app, client, known_gaps, login):
     login(client, "director")
     assert rows_of(panel_html(dashboard(client), "completeness")) == [["城关信用社", "3", "1", "33.3"]]
     with app.app_context(), db.engine.begin() as conn:         # SQL on a bare connection: no version raised
@@ -154,7 +153,7 @@ def test_unseen_writes_are_shown_with_their_time_until_the_cache_expires(app, cl
     assert rows_of(fresh) == [["城关信用社", "3", "0", "0.0"]] and AS_OF not in fresh
 
 
-def test_no_cache_when_switched_off(app, client, known_gaps, monkeypatch):
+def test_no_cache_when_switched_off(app, client, known_gaps, monkeypatch, login):
     monkeypatch.setitem(app.config, "XINDANG_DASHBOARD_CACHE_SECONDS", 0)
     login(client, "county_auditor")
     dashboard(client)

@@ -6,17 +6,12 @@ import io
 import re
 
 from openpyxl import load_workbook
-from pypdf import PdfReader
 
-from conftest import login
 from portal.extensions import db
 
-from .conftest import add_doc
+from tests.helpers.files import pdf_text_without_spaces
 
-
-def pdf_text(data: bytes) -> str:
-    text = "".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(data)).pages)
-    return re.sub(r"\s+", "", text)
+from .auditing_helpers import add_doc
 
 
 def inline_scripts(html: str) -> list[str]:
@@ -33,7 +28,7 @@ def page_rates(html: str) -> dict[str, str]:
     return dict(re.findall(r'<tr data-code="(\w+)">.*?<td class="xd-money" data-rate>([^<]+)</td>', html, re.S))
 
 
-def test_drill_down_from_union_to_missing_document(app, client, known_gaps):
+def test_drill_down_from_union_to_missing_document(app, client, known_gaps, login):
     p, c1, b1 = ids(app, known_gaps, "P", "C1", "B1")
     login(client, "union_admin")
     union = client.get(f"/audit/completeness?institution={p}")
@@ -57,7 +52,7 @@ def test_drill_down_from_union_to_missing_document(app, client, known_gaps):
     assert "Discarded" in loan                                              # the row that does not count
 
 
-def test_branch_users_see_their_branch_only(app, client, known_gaps):
+def test_branch_users_see_their_branch_only(app, client, known_gaps, login):
     p, b2 = ids(app, known_gaps, "P", "B2")
     login(client, "auditor")                                                # auditor of B1
     assert client.get(f"/audit/completeness?institution={p}").status_code == 404
@@ -70,14 +65,14 @@ def test_branch_users_see_their_branch_only(app, client, known_gaps):
     assert other.get(f"/audit/completeness/loans/{known_gaps.loans['L1']}").status_code == 404
 
 
-def test_pdf_has_chinese_text_and_the_numbers_of_the_page(app, client, known_gaps):
+def test_pdf_has_chinese_text_and_the_numbers_of_the_page(app, client, known_gaps, login):
     c1, = ids(app, known_gaps, "C1")
     login(client, "county_auditor")
     page = client.get(f"/audit/completeness?institution={c1}").get_data(as_text=True)
     rates = page_rates(page)
     response = client.get(f"/audit/completeness?institution={c1}&format=pdf")
     assert response.status_code == 200 and response.mimetype == "application/pdf"
-    text = pdf_text(response.data)
+    text = pdf_text_without_spaces(response.data)
     assert "测试县联社" in text and "城关信用社" in text and "河西信用社" in text   # Chinese, header and rows
     assert "抵押合同" in text and "他项权证" in text and "结清证明" in text           # missing documents by name
     for code, rate in rates.items():
@@ -89,7 +84,7 @@ def test_pdf_has_chinese_text_and_the_numbers_of_the_page(app, client, known_gap
         assert contract not in text
 
 
-def test_excel_has_the_numbers_of_the_page(app, client, known_gaps):
+def test_excel_has_the_numbers_of_the_page(app, client, known_gaps, login):
     c1, = ids(app, known_gaps, "C1")
     login(client, "county_auditor")
     response = client.get(f"/audit/completeness?institution={c1}&format=xlsx")
@@ -103,7 +98,7 @@ def test_excel_has_the_numbers_of_the_page(app, client, known_gaps):
     assert {(row[2], row[6]) for row in gaps} == {(contract, code) for contract, code, _s, _d in known_gaps.gaps}
 
 
-def test_workspace_pages_render_for_an_auditor(app, client, known_gaps):
+def test_workspace_pages_render_for_an_auditor(app, client, known_gaps, login):
     c1, = ids(app, known_gaps, "C1")
     login(client, "county_auditor")
     for path in ("/audit/", "/audit/dashboard", f"/audit/dashboard?institution={c1}", "/audit/fixity",
@@ -116,7 +111,7 @@ def test_workspace_pages_render_for_an_auditor(app, client, known_gaps):
     assert client.get("/audit/reports/unknown.pdf").status_code == 404
 
 
-def test_officers_see_completeness_but_not_the_auditors_tools(app, client, known_gaps):
+def test_officers_see_completeness_but_not_the_auditors_tools(app, client, known_gaps, login):
     login(client, "officer")
     assert client.get("/audit/completeness").status_code == 200
     assert client.get("/audit/dashboard").status_code == 200
@@ -124,7 +119,7 @@ def test_officers_see_completeness_but_not_the_auditors_tools(app, client, known
         assert client.get(path).status_code == 403, path
 
 
-def test_a_document_added_shows_at_once(app, client, known_gaps):
+def test_a_document_added_shows_at_once(app, client, known_gaps, login):
     b2, = ids(app, known_gaps, "B2")
     with app.app_context():
         from portal.loans.models import Loan

@@ -25,13 +25,9 @@ Fixtures:
   fail the test (a CSP violation shows there). Each user's final page of each journey is saved
   under ``test-artifacts/e2e/`` as ``<test>-<database>-<user>.png`` (``FAILED-`` before the
   user's name when the test failed); a failed test's report lists the slowest requests.
-
-This directory is a package (``__init__.py``) so that this conftest does not shadow the
-top-level ``conftest`` module that test files import helpers from.
 """
 from __future__ import annotations
 
-import io
 import os
 import re
 import threading
@@ -47,7 +43,7 @@ from werkzeug.wsgi import ClosingIterator
 from portal.archive.storage import LocalStore
 from portal.extensions import db
 
-from conftest import PASSWORD, docx_bytes
+from tests.helpers.factories import PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -320,20 +316,3 @@ def portal(request, app, live_server, browser, tmp_path, monkeypatch):
         if failed:
             print("slowest requests:", live_server.requests.slowest())
     assert not running.problems, "the browser reported errors:\n" + "\n".join(running.problems)
-
-
-# --- what the journeys download ------------------------------------------------------------------
-
-def pdf_text(data: bytes) -> str:
-    from pypdf import PdfReader
-
-    assert data.startswith(b"%PDF-"), data[:200]
-    return "".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(data)).pages)
-
-
-def docx_text(data: bytes) -> str:
-    import docx
-
-    return "\n".join(p.text for p in docx.Document(io.BytesIO(data)).paragraphs)
-
-

@@ -20,12 +20,11 @@ try:
 except ImportError:  # the ``browser`` fixture skips (or, on CI, fails) with the reason
     expect = None
 
-from conftest import make_loan, make_org
 from portal.archive.services import collect_document
 from portal.extensions import db
 from portal.timeutil import local_today
 
-from .conftest import docx_bytes, docx_text, pdf_text
+from tests.helpers.files import docx_bytes, docx_text, pdf_text
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
@@ -41,7 +40,7 @@ def flash(page):
 
 # --- (a) rules --------------------------------------------------------------------------------
 
-def test_a_union_admin_enables_a_plugin_and_changes_a_setting(portal, app):
+def test_a_union_admin_enables_a_plugin_and_changes_a_setting(portal, app, make_loan, make_org):
     with app.app_context():
         org = make_org()
         loan = make_loan(org.inst("B1"), org.user("officer"), credit_rating="A")
@@ -82,7 +81,7 @@ def test_a_union_admin_enables_a_plugin_and_changes_a_setting(portal, app):
 
 # --- (b) inspection and sign-off --------------------------------------------------------------
 
-def test_an_officer_records_an_inspection_and_the_director_signs_it_off(portal, app):
+def test_an_officer_records_an_inspection_and_the_director_signs_it_off(portal, app, make_loan, make_org):
     with app.app_context():
         org = make_org()
         loan = make_loan(org.inst("B1"), org.user("officer"), borrower_name="赵春生", purpose="蔬菜大棚")
@@ -146,7 +145,7 @@ def test_an_officer_records_an_inspection_and_the_director_signs_it_off(portal, 
 
 # --- (c) the archivist's document, from upload to lending ----------------------------------------
 
-def test_an_archivist_files_a_document_finds_it_by_a_chinese_phrase_and_lends_it(portal, app):
+def test_an_archivist_files_a_document_finds_it_by_a_chinese_phrase_and_lends_it(portal, app, make_loan, make_org):
     with app.app_context():
         org = make_org()
         loan = make_loan(org.inst("B1"), org.user("officer"), borrower_name="王建国")
@@ -237,7 +236,7 @@ def test_an_archivist_files_a_document_finds_it_by_a_chinese_phrase_and_lends_it
 
 # --- (d) the completeness audit -------------------------------------------------------------------
 
-def test_a_county_auditor_runs_the_completeness_audit_and_downloads_its_pdf(portal, app):
+def test_a_county_auditor_runs_the_completeness_audit_and_downloads_its_pdf(portal, app, make_loan, make_org):
     with app.app_context():
         org = make_org()
         complete_ish = make_loan(org.inst("B1"), org.user("officer"), borrower_name="陈立新")

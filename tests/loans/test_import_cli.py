@@ -8,7 +8,7 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.loans.models import Loan
 
-from test_importing import PNG, csv_bytes, loan_count, loan_row, xlsx_bytes
+from .loans_helpers import PNG, csv_bytes, loan_count, loan_row, xlsx_bytes
 
 
 def write(tmp_path, data: bytes, name: str = "loans.csv"):

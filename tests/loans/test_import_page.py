@@ -3,21 +3,26 @@ from __future__ import annotations
 
 import io
 
-from conftest import csrf_token, login
-from test_importing import PNG, csv_bytes, loan_count, loan_row, xlsx_bytes
+import pytest
 
 from portal.loans.importing.columns import COLUMNS
+
+from .loans_helpers import PNG, csv_bytes, loan_count, loan_row, xlsx_bytes
 
 PATH = "/loans/import"
 
 
-def upload(client, data: bytes, name: str = "loans.csv", **fields):
-    token = csrf_token(client, PATH)
-    return client.post(PATH, data={"csrf_token": token, "file": (io.BytesIO(data), name), **fields},
-                       content_type="multipart/form-data")
+@pytest.fixture()
+def upload(csrf_token):
+    """``upload(client, data, name="loans.csv", **fields)``: post a loan file to the import page."""
+    def send(client, data: bytes, name: str = "loans.csv", **fields):
+        token = csrf_token(client, PATH)
+        return client.post(PATH, data={"csrf_token": token, "file": (io.BytesIO(data), name), **fields},
+                           content_type="multipart/form-data")
+    return send
 
 
-def test_officer_is_refused(client, org):
+def test_officer_is_refused(client, org, csrf_token, login):
     login(client, "officer")
     assert client.get(PATH).status_code == 403
     token = csrf_token(client, "/")
@@ -26,7 +31,7 @@ def test_officer_is_refused(client, org):
     assert response.status_code == 403
 
 
-def test_page_shows_form_and_format_table(client, org):
+def test_page_shows_form_and_format_table(client, org, login):
     login(client, "director")
     page = client.get(PATH)
     assert page.status_code == 200
@@ -37,7 +42,7 @@ def test_page_shows_form_and_format_table(client, org):
     assert "农户小额信用贷款" in text and "HT-2024-0001" in text  # product names and the sample
 
 
-def test_good_upload_is_saved(client, app, org):
+def test_good_upload_is_saved(client, app, org, login, upload):
     login(client, "director")
     response = upload(client, csv_bytes([loan_row(1), loan_row(2)]))
     assert response.status_code == 200
@@ -47,7 +52,7 @@ def test_good_upload_is_saved(client, app, org):
         assert loan_count() == 2
 
 
-def test_reimport_shows_changes(client, app, org):
+def test_reimport_shows_changes(client, app, org, login, upload):
     login(client, "director")
     assert upload(client, csv_bytes([loan_row(1)])).status_code == 200
     response = upload(client, csv_bytes([loan_row(1, balance="12,345.67", status="逾期", days_past_due="9")]))
@@ -58,7 +63,7 @@ def test_reimport_shows_changes(client, app, org):
         assert loan_count() == 1
 
 
-def test_bad_row_is_422_and_nothing_saved(client, app, org):
+def test_bad_row_is_422_and_nothing_saved(client, app, org, login, upload):
     login(client, "director")
     response = upload(client, csv_bytes([loan_row(1), loan_row(2, officer="ghost")]), name="台账.csv")
     assert response.status_code == 422
@@ -69,7 +74,7 @@ def test_bad_row_is_422_and_nothing_saved(client, app, org):
         assert loan_count() == 0
 
 
-def test_out_of_scope_branch_is_refused_for_a_branch_director(client, app, org):
+def test_out_of_scope_branch_is_refused_for_a_branch_director(client, app, org, login, upload):
     login(client, "director")
     response = upload(client, csv_bytes([loan_row(1, branch_code="B2", officer="officer2")]))
     assert response.status_code == 422
@@ -78,14 +83,14 @@ def test_out_of_scope_branch_is_refused_for_a_branch_director(client, app, org):
         assert loan_count() == 0
 
 
-def test_png_renamed_csv_is_refused(client, app, org):
+def test_png_renamed_csv_is_refused(client, app, org, login, upload):
     login(client, "director")
     response = upload(client, PNG, name="loans.csv")
     assert response.status_code == 422
     assert "PNG" in response.get_data(as_text=True)
 
 
-def test_xlsx_upload_and_check_only(client, app, org):
+def test_xlsx_upload_and_check_only(client, app, org, login, upload):
     login(client, "union_admin")
     row = loan_row(3)
     keys = ["contract_no", "borrower_name", "id_number", "branch_code", "product", "guarantee_type", "amount",
@@ -100,7 +105,7 @@ def test_xlsx_upload_and_check_only(client, app, org):
         assert loan_count() == 1
 
 
-def test_post_without_file_is_refused(client, org):
+def test_post_without_file_is_refused(client, org, csrf_token, login):
     login(client, "director")
     token = csrf_token(client, PATH)
     response = client.post(PATH, data={"csrf_token": token}, content_type="multipart/form-data")

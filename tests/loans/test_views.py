@@ -2,16 +2,18 @@
 import re
 from datetime import date
 
-from portal.extensions import db
+import pytest
 
-from conftest import login, make_loan
+from portal.extensions import db
 
 
 def _contracts(page: str) -> set[str]:
     return set(re.findall(r">(LN-[0-9A-Z-]+)<", page))
 
 
-def _portfolio(app, org):
+@pytest.fixture()
+def portfolio(app, org, make_loan):
+    """Five loans of branch B1 (current, M1, M2, M4, settled) and one of B2 (M6)."""
     with app.app_context():
         b1, b2, officer = org.inst("B1"), org.inst("B2"), org.user("officer")
         make_loan(b1, officer, contract_no="LN-CUR", days_past_due=0)
@@ -23,8 +25,7 @@ def _portfolio(app, org):
         db.session.commit()
 
 
-def test_filters(app, client, org):
-    _portfolio(app, org)
+def test_filters(app, client, org, login, portfolio):
     login(client, "county_director")
     assert _contracts(client.get("/loans/?status=overdue").get_data(as_text=True)) == {"LN-M1", "LN-M2", "LN-M4", "LN-B2"}
     assert _contracts(client.get("/loans/?risk=substandard").get_data(as_text=True)) == {"LN-M4"}
@@ -40,8 +41,7 @@ def test_filters(app, client, org):
     assert _contracts(client.get("/loans/?q=LN-M").get_data(as_text=True)) == {"LN-M1", "LN-M2", "LN-M4"}
 
 
-def test_nonsense_filters_do_not_break_the_page(app, client, org):
-    _portfolio(app, org)
+def test_nonsense_filters_do_not_break_the_page(app, client, org, login, portfolio):
     login(client, "officer")
     for query in ("bucket=M99", "bucket=X", "status=nope", "risk=evil", "page=999999999999", "page=-3",
                   "branch=abc", "officer=%00", "q=" + "借" * 500):
@@ -49,7 +49,7 @@ def test_nonsense_filters_do_not_break_the_page(app, client, org):
         assert response.status_code == 200, query
 
 
-def test_paging(app, client, org):
+def test_paging(app, client, org, login, make_loan):
     app.config["XINDANG_PAGE_SIZE"] = 3
     try:
         with app.app_context():
@@ -70,7 +70,7 @@ def test_paging(app, client, org):
         app.config["XINDANG_PAGE_SIZE"] = 50
 
 
-def test_loan_page_shows_what_the_rules_say(app, client, org):
+def test_loan_page_shows_what_the_rules_say(app, client, org, login, make_loan):
     with app.app_context():
         loan = make_loan(org.inst("B1"), org.user("officer"), contract_no="LN-BIG", amount_fen=60_000_000,
                          balance_fen=60_000_000, payment_method="self", disbursed_on=date(2024, 5, 10),
@@ -89,7 +89,8 @@ def _total(page: str) -> int:
     return int(re.search(r'<small class="text-muted">\((\d+)\)</small>', page).group(1))
 
 
-def test_unfiltered_total_comes_from_the_kept_summary_and_follows_every_change(app, client, org):
+def test_unfiltered_total_comes_from_the_kept_summary_and_follows_every_change(app, client, org, login, make_loan,
+                                                                              portfolio):
     """Above a branch, the list's total without filters is the kept home summary's count while
     that is valid (no count of the loans runs), and a count when it is not (the summary is not
     built for it); a new loan, a moved loan and a filter all show the true number at once."""
@@ -104,7 +105,6 @@ def test_unfiltered_total_comes_from_the_kept_summary_and_follows_every_change(a
         page = who.get(path).get_data(as_text=True)
         return _total(page), page
 
-    _portfolio(app, org)
     app.config["XINDANG_PAGE_SIZE"] = 2
     with app.app_context():
         event.listen(db.engine, "before_cursor_execute", lambda *a: statements.append(a[2].lower()))

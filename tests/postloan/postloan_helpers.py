@@ -1,15 +1,13 @@
 """Shared helpers of the post-loan tests (plain functions; call them inside an app context)."""
 from __future__ import annotations
 
-import io
 from datetime import date
 
-from pypdf import PdfReader
 from sqlalchemy import select
 
 from portal.extensions import db
 
-from conftest import csrf_token
+from tests.helpers.web import csrf_token
 
 # A Monday: "due this week" runs until Sunday 2024-06-09.
 AS_OF = date(2024, 6, 3)
@@ -53,7 +51,3 @@ def post(client, path: str, data: dict | None = None, **kwargs):
     payload = dict(data or {})
     payload["csrf_token"] = csrf_token(client, "/postloan/inspections")
     return client.post(path, data=payload, **kwargs)
-
-
-def pdf_text(data: bytes) -> str:
-    return "".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(data)).pages)

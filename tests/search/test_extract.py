@@ -7,11 +7,12 @@ import subprocess
 
 import pytest
 
-from conftest import csrf_token, login
 from portal.extensions import db
 from portal.search.extract import extract_text, ocr_available
 
-from .conftest import add_document, docx_bytes, drain_all, search_as
+from tests.helpers.files import docx_bytes
+
+from .search_helpers import add_document, drain_all, search_as
 
 
 def cjk_font_path() -> str | None:
@@ -121,7 +122,7 @@ def test_without_ocr_a_scan_is_indexed_by_its_metadata_and_says_why(app, world, 
         assert row.status == "ocr-missing" and "not installed" in row.error
 
 
-def test_a_broken_file_is_recorded_shown_and_retried(app, world, client, monkeypatch):
+def test_a_broken_file_is_recorded_shown_and_retried(app, world, client, monkeypatch, csrf_token, login):
     doc = add_document(app, world, docx_bytes("借款合同"), "合同.docx")
     import portal.search.extract as extract
 

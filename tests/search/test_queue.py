@@ -13,7 +13,9 @@ from portal.extensions import db
 from portal.search.models import DocumentText, SearchQueue
 from portal.search.whoosh_internals import WRITER_LOCK_NAME
 
-from .conftest import add_document, docx_bytes, drain_all, search_as
+from tests.helpers.files import docx_bytes
+
+from .search_helpers import add_document, drain_all, search_as
 
 
 def queue_rows(app) -> list[tuple[int, str, int, str | None]]:
@@ -173,9 +175,7 @@ def test_a_missing_index_is_rebuilt_from_the_database(app, world, index_dir):
     assert search_as(app, "archivist", "农户联保")[1] == [doc]
 
 
-def test_a_corrupt_index_is_rebuilt_not_fatal(app, world, index_dir, client):
-    from conftest import login
-
+def test_a_corrupt_index_is_rebuilt_not_fatal(app, world, index_dir, client, login):
     doc = add_document(app, world, docx_bytes("结清证明已出具"), "结清.docx", doc_type="settlement_certificate")
     drain_all(app)
     for path in index_dir.iterdir():

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 
-from conftest import login
 from portal.extensions import db
 
-from .conftest import add_document, docx_bytes, drain_all
+from tests.helpers.files import docx_bytes
+
+from .search_helpers import add_document, drain_all
 
 
 def hits(page: str) -> list[int]:
@@ -29,7 +30,7 @@ def two_branches(app, world) -> tuple[int, int]:
     return b1, b2
 
 
-def test_an_officer_never_sees_another_branchs_document(app, world, client):
+def test_an_officer_never_sees_another_branchs_document(app, world, client, login):
     b1, b2 = two_branches(app, world)
     login(client, "officer")
     page = client.get("/search/?q=挪用贷款资金").get_data(as_text=True)
@@ -49,7 +50,7 @@ def _institution_id(app, world, code: str) -> int:
         return world.org.inst(code).id
 
 
-def test_a_county_sees_its_branches_and_another_province_nothing(app, world, client):
+def test_a_county_sees_its_branches_and_another_province_nothing(app, world, client, login):
     b1, b2 = two_branches(app, world)
     login(client, "county_archivist")
     page = client.get("/search/?q=挪用贷款资金").get_data(as_text=True)
@@ -63,7 +64,7 @@ def test_a_county_sees_its_branches_and_another_province_nothing(app, world, cli
     assert hits(page) == [] and total(page) == 0
 
 
-def test_archived_content_is_searched_only_by_those_who_may_read_it(app, world, client):
+def test_archived_content_is_searched_only_by_those_who_may_read_it(app, world, client, login):
     from portal.archive.models import Document
     from portal.archive.services import archive_document, file_document, sort_document
 
@@ -88,7 +89,7 @@ def test_archived_content_is_searched_only_by_those_who_may_read_it(app, world, 
     assert hits(page) == [doc] and "<mark>挪用贷款资金</mark>" in page
 
 
-def test_a_malformed_query_shows_a_message(app, world, client):
+def test_a_malformed_query_shows_a_message(app, world, client, login):
     login(client, "archivist")
     for query, message in (('"借款合同', "A quotation mark is not closed."),
                            ("-挪用", "a search cannot only exclude"),
@@ -100,7 +101,7 @@ def test_a_malformed_query_shows_a_message(app, world, client):
     assert response.status_code == 200
 
 
-def test_filters_sorting_and_the_search_box(app, world, client):
+def test_filters_sorting_and_the_search_box(app, world, client, login):
     b1, b2 = two_branches(app, world)
     contract = add_document(app, world, docx_bytes("借款合同，借款人挪用贷款资金的违约责任"), "合同.docx")
     drain_all(app)
@@ -117,7 +118,7 @@ def test_filters_sorting_and_the_search_box(app, world, client):
     assert total(client.get("/search/?q=挪用&from=2000-01-01&to=2000-12-31").get_data(as_text=True)) == 0
 
 
-def test_who_may_search(app, world, client):
+def test_who_may_search(app, world, client, login):
     assert client.get("/search/?q=借款").status_code == 302          # sign in first
     login(client, "admin")                                           # the operator sees no archive
     assert client.get("/search/?q=借款").status_code == 403
@@ -142,7 +143,7 @@ def _statements(app, client, url: str) -> tuple[str, int]:
     return page, count[0]
 
 
-def test_a_results_page_takes_the_same_queries_however_many_hits(app, world, client):
+def test_a_results_page_takes_the_same_queries_however_many_hits(app, world, client, login):
     """Loans, borrowers, institutions and texts of the hits are read in one query per kind, not
     one per hit (a page of 20 hits once took 50 small queries)."""
     first = add_document(app, world, docx_bytes("贷后检查：借款人挪用贷款资金"), "检查.docx", doc_type="inspection_report")
@@ -161,7 +162,7 @@ def test_a_results_page_takes_the_same_queries_however_many_hits(app, world, cli
     assert one_hit <= 12
 
 
-def test_a_lending_opens_the_snippet_of_the_lent_document_only(app, world, client):
+def test_a_lending_opens_the_snippet_of_the_lent_document_only(app, world, client, login):
     """A loan officer sees the snippet of an archived document only while an issued digital
     lending covers it (decided for the whole page at once)."""
     from datetime import timedelta

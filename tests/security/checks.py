@@ -11,8 +11,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 from sqlalchemy import func, select
 
-from conftest import csrf_token, login
 from portal.extensions import db
+
+from tests.helpers.web import csrf_token, login
 
 from .matrix import Case
 from .world import CONTRACT_PREFIX, MARKERS, PLACES, ROLE_USERS, ROLES, visible

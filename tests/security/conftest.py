@@ -1,8 +1,5 @@
-"""Security fixtures: a fresh object store and search index per test, English messages.
-
-This directory is a package (``__init__.py``) so that this conftest does not shadow the
-top-level ``conftest`` module that test files import helpers from.
-"""
+"""Security fixtures: a fresh object store and search index per test, PDFs made quickly, and
+the world of world.py (the same objects in three places)."""
 from __future__ import annotations
 
 import pytest
@@ -30,7 +27,7 @@ def fast_pdfs(monkeypatch):
 
     from portal.reports import pdf
 
-    from .world import pdf_bytes
+    from tests.helpers.files import pdf_bytes
 
     original = pdf.render_pdf
     rendered: list[str] = []

@@ -12,7 +12,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from .world import pdf_bytes
+from tests.helpers.files import pdf_bytes
 
 
 # --- images -----------------------------------------------------------------------------------

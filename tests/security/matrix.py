@@ -26,8 +26,9 @@ import io
 from dataclasses import dataclass
 from typing import Callable
 
-from .world import (AS_OF, MARKERS, PLACE_USERS, PROVINCE, ROLE_USERS, ROLES, World, download_url, pdf_bytes,
-                    visible)
+from tests.helpers.files import pdf_bytes
+
+from .world import AS_OF, MARKERS, PLACE_USERS, PROVINCE, ROLE_USERS, ROLES, World, download_url, visible
 
 ALL = frozenset(ROLES)
 NOBODY: frozenset[str] = frozenset()
@@ -427,8 +428,9 @@ CASES += [
 
 # Endpoints the matrix does not request, and where they are tested instead.
 EXEMPT: dict[tuple[str, str], str] = {
-    ("auth.login", "POST"): "signing in: tests/test_auth.py, and CSRF in tests/security/test_hardening.py",
-    ("auth.logout", "POST"): "ends the session the matrix runs in: tests/test_auth.py, CSRF in test_hardening.py",
+    ("auth.login", "POST"): "signing in: tests/accounts/test_auth.py, and CSRF in tests/security/test_hardening.py",
+    ("auth.logout", "POST"): ("ends the session the matrix runs in: tests/accounts/test_auth.py, CSRF in "
+                              "test_hardening.py"),
 }
 
 # Auditors change nothing but their own audit records: the POST routes that make or change them

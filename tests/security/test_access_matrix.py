@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import csrf_token, login
-
 from .checks import (check, expected, fingerprint, places_of, row_counts, security_problems, send, signed_in_clients,
                      url_map_routes)
 from .matrix import AUDITOR_OWN_RECORDS, CASES, EXEMPT, Case, cases_by_key
@@ -84,7 +82,7 @@ def test_state_changes_by_role_and_scope(app, world):
 
 
 @pytest.mark.parametrize("username", ["auditor", "county_auditor"])
-def test_auditors_change_nothing(app, world, username):
+def test_auditors_change_nothing(app, world, username, csrf_token, login):
     """Every state-changing route, for every place's objects, as a branch or county auditor:
     refused (403, or 404 out of scope), and not one row changed — except the auditors' own
     audit records."""

@@ -15,11 +15,12 @@ import re
 
 import pytest
 
-from conftest import PASSWORD, csrf_token, login
+from tests.helpers.factories import PASSWORD
+from tests.helpers.files import pdf_bytes
 
 from .checks import fetch, fingerprint, security_problems, send, signed_in_clients, url_map_routes
 from .matrix import CASES, EXEMPT, Case, cases_by_key
-from .world import ROLE_USERS, ROLES, pdf_bytes
+from .world import ROLE_USERS, ROLES
 
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -65,7 +66,7 @@ def test_a_token_of_another_session_is_refused(app, world):
     assert response.status_code == 400
 
 
-def test_sign_in_and_sign_out_need_the_token(app, client, org):
+def test_sign_in_and_sign_out_need_the_token(app, client, org, login):
     response = client.post("/login", data={"username": "officer", "password": PASSWORD})
     assert response.status_code == 400 and client.get("/").status_code == 302
     login(client, "officer")
@@ -117,7 +118,7 @@ def test_the_page_checks_can_fail():
 
 # --- sign-in --------------------------------------------------------------------------------
 
-def test_the_sign_in_limit_cannot_be_dodged_with_a_forwarded_address(app, client, org):
+def test_the_sign_in_limit_cannot_be_dodged_with_a_forwarded_address(app, client, org, csrf_token):
     """The limit counts the connection's address; a client naming another one in
     X-Forwarded-For (no proxy is trusted by default) is still counted as itself."""
     from portal.extensions import limiter
@@ -142,7 +143,7 @@ def test_the_sign_in_limit_cannot_be_dodged_with_a_forwarded_address(app, client
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example", "/\\evil.example", "/\\/evil.example",
                                     "\\\\evil.example", "/\t/evil.example", "javascript:alert(1)", "http:evil.example",
                                     " //evil.example"])
-def test_sign_in_and_language_switch_never_redirect_off_site(app, client, org, target):
+def test_sign_in_and_language_switch_never_redirect_off_site(app, client, org, target, csrf_token):
     """A link to the sign-in page naming another site as ``next`` (browsers read "\\" as "/" and
     drop tabs) lands on the portal's home page, as does the language switch."""
     token = csrf_token(client)
@@ -153,7 +154,7 @@ def test_sign_in_and_language_switch_never_redirect_off_site(app, client, org, t
     assert response.status_code == 302 and response.headers["Location"] == "/", response.headers["Location"]
 
 
-def test_sign_in_starts_a_new_session(app, client, org):
+def test_sign_in_starts_a_new_session(app, client, org, login):
     """What was in the session before sign-in (planted by whoever handed the browser over) is
     gone after it, and the session cookie is a new one."""
     client.get("/login")
@@ -169,7 +170,7 @@ def test_sign_in_starts_a_new_session(app, client, org):
     assert client.get("/").status_code == 200
 
 
-def test_sign_out_ends_the_session_for_every_copy_of_its_cookie(app, client, org):
+def test_sign_out_ends_the_session_for_every_copy_of_its_cookie(app, client, org, csrf_token, login):
     """A session cookie copied while the user was signed in (from a shared computer, a proxy's
     log) opens nothing once the user has signed out, nor after they sign in again."""
     from portal.audit_trail import AuditEvent
@@ -307,7 +308,7 @@ def test_nul_characters_never_reach_the_database(app, world):
 
 @pytest.mark.parametrize("path", ["/loans/abc", "/loans/borrowers/-1", "/archive/documents/1e3", "/postloan/loans/0x10",
                                   "/archive/lending/99999999999999999999", "/postloan/files/%00"])
-def test_non_numeric_and_absurd_ids_are_not_found(app, client, org, path):
+def test_non_numeric_and_absurd_ids_are_not_found(app, client, org, path, login):
     login(client, "archivist")
     response = fetch(client, path)
     assert response.status_code == 404 and "does not exist" in response.get_data(as_text=True)
@@ -320,7 +321,7 @@ def test_non_numeric_and_absurd_ids_are_not_found(app, client, org, path):
 HUGE_IDS = [2**31, 2**32 + 5, 2**63 - 1, 2**63, 10**30]
 
 
-def test_ids_beyond_a_primary_key_are_not_found_on_every_route(app, org):
+def test_ids_beyond_a_primary_key_are_not_found_on_every_route(app, org, csrf_token, login):
     """Every route with an ``<int:…>`` part, each such part set to each huge id (the others to
     an id that exists nowhere): 404 with the message, never a 500, on both databases."""
     from werkzeug.routing import IntegerConverter
@@ -395,11 +396,10 @@ def test_huge_ids_in_forms_and_filters_name_no_record(app, world):
     assert fingerprint(app) == before, "a form naming no record changed the database"
 
 
-def test_an_id_in_other_digits_names_no_record(app, client, org):
+def test_an_id_in_other_digits_names_no_record(app, client, org, login, make_loan):
     """Only ASCII digits make an id: the loan the archivist may see is not found by its id
     written in full-width or Arabic-Indic digits (which Python's ``int`` would read alike), so
     every record has exactly one address."""
-    from conftest import make_loan
     from portal.extensions import db
 
     with app.app_context():

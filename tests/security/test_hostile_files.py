@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import func, select
 
-from conftest import csrf_token, login, make_loan, make_org
 from portal.extensions import db
 
+from tests.helpers.files import pdf_bytes
+
 from . import hostile
-from .test_access_matrix import fingerprint
-from .world import pdf_bytes
+from .checks import fingerprint
 
 ARCHIVE_LIMIT_MB = 4           # the DOCX bomb (3 MB on disk) fits; the oversize file does not
 INFLATE_LIMIT = 256 << 20      # more than this inflated from one ZIP part: something unpacks a bomb
@@ -54,7 +54,7 @@ class Setup:
 
 
 @pytest.fixture()
-def setup(app, store, monkeypatch, tripwire):
+def setup(app, store, monkeypatch, tripwire, make_loan, make_org):
     monkeypatch.setitem(app.config, "XINDANG_ARCHIVE_MAX_FILE_MB", ARCHIVE_LIMIT_MB)
     from portal.postloan.inspections import create_inspection
     with app.app_context():
@@ -101,7 +101,7 @@ def _message(response) -> str:
 
 # --- the archive's upload page ----------------------------------------------------------------
 
-def test_upload_page(app, client, store, setup, tripwire):
+def test_upload_page(app, client, store, setup, tripwire, csrf_token, login):
     login(client, "officer")
     token = csrf_token(client, f"/archive/borrowers/{setup.borrower}/upload")
     for case in corpus():
@@ -128,7 +128,7 @@ def test_upload_page(app, client, store, setup, tripwire):
     assert not tripwire, f"something inflated a bomb: {tripwire}"
 
 
-def test_upload_page_without_json_shows_the_refusal(app, client, store, setup):
+def test_upload_page_without_json_shows_the_refusal(app, client, store, setup, csrf_token, login):
     login(client, "officer")
     token = csrf_token(client, f"/archive/borrowers/{setup.borrower}/upload")
     response = client.post(f"/archive/borrowers/{setup.borrower}/upload",
@@ -141,7 +141,7 @@ def test_upload_page_without_json_shows_the_refusal(app, client, store, setup):
     assert "<script>alert" not in response.get_data(as_text=True)
 
 
-def test_a_downloaded_hostile_name_is_a_safe_header(app, client, store, setup):
+def test_a_downloaded_hostile_name_is_a_safe_header(app, client, store, setup, csrf_token, login):
     """The stored name goes back out in Content-Disposition: one header line, quoted safely."""
     login(client, "archivist")
     token = csrf_token(client, f"/archive/borrowers/{setup.borrower}/upload")
@@ -209,7 +209,7 @@ def postloan_files(app, **filters) -> list:
 ATTACHMENT_KINDS = {"truncated pdf", "png bomb"}  # PDF, JPEG, PNG and TIFF scans are attachments
 
 
-def test_inspection_attachments(app, client, store, setup, tripwire):
+def test_inspection_attachments(app, client, store, setup, tripwire, csrf_token, login):
     """Refused: anything not a PDF or image by its bytes, and a file larger than the archive
     takes (it joins the credit file at sign-off). Kept: the rest, under a safe name; and the
     sign-off then files them into the credit file without a 500."""
@@ -274,7 +274,7 @@ def import_corpus() -> list[tuple[str, str, bytes]]:
     ]
 
 
-def test_loan_import(app, client, setup, tripwire, monkeypatch):
+def test_loan_import(app, client, setup, tripwire, monkeypatch, csrf_token, login):
     from portal.loans.importing.columns import sample_csv
     from portal.loans.models import Loan
 
@@ -341,7 +341,7 @@ def test_loan_import_command(app, runner, setup, tmp_path, tripwire):
 
 # --- text extraction for the search index ------------------------------------------------------
 
-def test_text_extraction_records_failures(app, client, store, setup, tripwire, monkeypatch):
+def test_text_extraction_records_failures(app, client, store, setup, tripwire, monkeypatch, csrf_token, login):
     """Every stored hostile file goes through the search queue's extraction: each ends with a
     recorded outcome, the drainer survives, and the bomb is refused by its declared size."""
     from portal.search.models import DocumentText

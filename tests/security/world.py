@@ -16,8 +16,10 @@ from datetime import date, timedelta
 
 from werkzeug.datastructures import FileStorage
 
-from conftest import PASSWORD, make_loan, make_org
 from portal.extensions import db
+
+from tests.helpers.factories import PASSWORD, make_loan, make_org
+from tests.helpers.files import pdf_bytes
 
 AS_OF = date(2024, 6, 3)
 PLACES = ("B1", "B2", "E1")
@@ -38,7 +40,7 @@ ROLE_USERS = {
 }
 ROLES = tuple(ROLE_USERS)
 
-# Who works in each place (the B1 ones come from conftest.make_org; the others are added here).
+# Who works in each place (the B1 ones come from make_org; the others are added here).
 PLACE_USERS = {
     "B1": {"officer": "officer", "post_loan": "post_loan", "director": "director", "archivist": "archivist"},
     "B2": {"officer": "officer2", "post_loan": "post_loan2", "director": "director2", "archivist": "archivist2"},
@@ -60,18 +62,6 @@ def visible(role: str, place: str) -> bool:
     if role == "union_admin":
         return PROVINCE[place] == "P"
     return place == "B1"
-
-
-def pdf_bytes(text: str) -> bytes:
-    """A small valid one-page PDF, unique by its title."""
-    from pypdf import PdfWriter
-
-    writer = PdfWriter()
-    writer.add_blank_page(width=595, height=842)
-    writer.add_metadata({"/Title": text})
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
 
 
 @dataclass

@@ -10,11 +10,12 @@ from portal.extensions import db
 from portal.postloan.models import Inspection, PostloanFile, RiskWarning
 from portal.timeutil import local_today
 
-from conftest import login, make_loan, make_org
-from postloan_helpers import AS_OF, PNG, complete, one, pdf_text, post, rows, run_daily
+from tests.helpers.files import pdf_text
+
+from .postloan_helpers import AS_OF, PNG, complete, one, post, rows, run_daily
 
 
-def test_first_inspection_due_seven_days_or_three_for_self_payment(app, org):
+def test_first_inspection_due_seven_days_or_three_for_self_payment(app, org, make_loan):
     with app.app_context():
         entrusted = make_loan(org.inst("B1"), org.user("officer"), disbursed_on=date(2024, 5, 20))
         self_paid = make_loan(org.inst("B1"), org.user("officer"), disbursed_on=date(2024, 5, 20), payment_method="self")
@@ -29,7 +30,7 @@ def test_first_inspection_due_seven_days_or_three_for_self_payment(app, org):
 RATING_INTERVALS = {"AAA": 180, "AA": 180, "A": 90, "BBB": 90, "BB": 60, "CCC": 60, "unrated": 60}
 
 
-def test_routine_interval_by_rating_counts_from_the_last_inspection(app, org):
+def test_routine_interval_by_rating_counts_from_the_last_inspection(app, org, make_loan):
     from portal.postloan.inspections import create_inspection
     with app.app_context():
         loans = {rating: make_loan(org.inst("B1"), org.user("officer"), credit_rating=rating,
@@ -47,7 +48,7 @@ def test_routine_interval_by_rating_counts_from_the_last_inspection(app, org):
         assert one(Inspection, loan_id=loan.id, kind="routine").due_on == date(2024, 6, 30)
 
 
-def test_rating_change_redates_the_routine_inspection_on_the_daily_run(app, org):
+def test_rating_change_redates_the_routine_inspection_on_the_daily_run(app, org, make_loan):
     with app.app_context():
         loan = make_loan(org.inst("B1"), org.user("officer"), credit_rating="AA", disbursed_on=date(2024, 3, 1))
         db.session.commit()
@@ -65,7 +66,7 @@ def test_rating_change_redates_the_routine_inspection_on_the_daily_run(app, org)
         assert one(RiskWarning, loan_id=loan.id, signal="rating_downgrade").details == "BB → B"
 
 
-def test_numbers_come_from_the_union_settings(app, org):
+def test_numbers_come_from_the_union_settings(app, org, make_loan):
     from portal.rules.services import update_union_settings
     with app.app_context():
         update_union_settings(org.user("union_admin"), org.inst("P"), {
@@ -80,7 +81,7 @@ def test_numbers_come_from_the_union_settings(app, org):
         assert one(Inspection, loan_id=loan.id, kind="routine").due_on == date(2024, 6, 22)
 
 
-def test_special_inspection_raised_at_once_when_a_loan_goes_overdue(app, org):
+def test_special_inspection_raised_at_once_when_a_loan_goes_overdue(app, org, make_loan):
     with app.app_context():
         loan = make_loan(org.inst("B1"), org.user("officer"))
         db.session.commit()
@@ -102,7 +103,7 @@ def test_special_inspection_raised_at_once_when_a_loan_goes_overdue(app, org):
         assert {w.status for w in rows(RiskWarning, loan_id=loan.id)} == {"lifted"}
 
 
-def test_daily_run_raises_special_inspection_for_loans_already_overdue(app, org):
+def test_daily_run_raises_special_inspection_for_loans_already_overdue(app, org, make_loan):
     with app.app_context():
         loan = make_loan(org.inst("B1"), org.user("officer"), days_past_due=45, status="overdue")
         db.session.commit()
@@ -117,16 +118,21 @@ def test_daily_run_raises_special_inspection_for_loans_already_overdue(app, org)
         assert special.due_on == AS_OF and special.reasons == ["overdue"]
 
 
-def _submitted(app, org, amount_fen=5_000_000, officer="officer", branch="B1", **fields):
-    with app.app_context():
-        loan = make_loan(org.inst(branch), org.user(officer), amount_fen=amount_fen, balance_fen=amount_fen,
-                         borrower_name="张三丰", disbursed_on=date(2024, 3, 1), **fields)
-        db.session.commit()
-        insp = complete(one(Inspection, loan_id=loan.id, kind="first"), org.user(officer), date(2024, 3, 6))
-        return loan.id, insp.id
+@pytest.fixture()
+def submitted_inspection(app, org, make_loan):
+    """``submitted_inspection(amount_fen=…, officer=…, branch=…, **fields)``: a loan whose first
+    inspection is completed and submitted; the ids of both."""
+    def make(amount_fen=5_000_000, officer="officer", branch="B1", **fields):
+        with app.app_context():
+            loan = make_loan(org.inst(branch), org.user(officer), amount_fen=amount_fen, balance_fen=amount_fen,
+                             borrower_name="张三丰", disbursed_on=date(2024, 3, 1), **fields)
+            db.session.commit()
+            insp = complete(one(Inspection, loan_id=loan.id, kind="first"), org.user(officer), date(2024, 3, 6))
+            return loan.id, insp.id
+    return make
 
 
-def test_walkthrough_officer_records_director_signs_off_report_in_credit_file(app, client, org):
+def test_walkthrough_officer_records_director_signs_off_report_in_credit_file(app, client, org, login, make_loan):
     with app.app_context():
         loan = make_loan(org.inst("B1"), org.user("officer"), borrower_name="王建国", disbursed_on=date(2024, 3, 1))
         db.session.commit()
@@ -174,7 +180,7 @@ def test_walkthrough_officer_records_director_signs_off_report_in_credit_file(ap
     assert "王建国" in text and "首次检查记录" in text and "贷款用途及资金流向" in text
 
 
-def test_recorder_cannot_sign_off_own_inspection_and_other_roles_get_403(app, client, org):
+def test_recorder_cannot_sign_off_own_inspection_and_other_roles_get_403(app, client, org, login, make_loan):
     with app.app_context():
         loan = make_loan(org.inst("B1"), org.user("director"), disbursed_on=date(2024, 3, 1))
         db.session.commit()
@@ -188,8 +194,8 @@ def test_recorder_cannot_sign_off_own_inspection_and_other_roles_get_403(app, cl
         assert db.session.get(Inspection, insp_id).status == "submitted"
 
 
-def test_out_of_scope_inspection_is_404(app, client, org):
-    _loan_id, insp_id = _submitted(app, org, officer="officer2", branch="B2")
+def test_out_of_scope_inspection_is_404(app, client, org, login, submitted_inspection):
+    _loan_id, insp_id = submitted_inspection(officer="officer2", branch="B2")
     login(client, "officer")
     assert client.get(f"/postloan/inspections/{insp_id}").status_code == 404
     assert post(client, f"/postloan/inspections/{insp_id}/record", {"action": "save"}).status_code == 404
@@ -199,9 +205,9 @@ def test_out_of_scope_inspection_is_404(app, client, org):
     assert post(director, f"/postloan/inspections/{insp_id}/sign-off").status_code == 404
 
 
-def test_large_loan_escalates_to_the_county_queue(app, client, org):
-    big_loan, big = _submitted(app, org, amount_fen=50_000_000)          # 50万元: escalated
-    _small_loan, small = _submitted(app, org, amount_fen=49_999_900)    # just under
+def test_large_loan_escalates_to_the_county_queue(app, client, org, login, submitted_inspection):
+    big_loan, big = submitted_inspection(amount_fen=50_000_000)          # 50万元: escalated
+    _small_loan, small = submitted_inspection(amount_fen=49_999_900)    # just under
     director = app.test_client()
     login(director, "director")
     for insp_id in (big, small):
@@ -221,7 +227,7 @@ def test_large_loan_escalates_to_the_county_queue(app, client, org):
         assert db.session.get(Inspection, big).escalation_status == "reviewed"
 
 
-def test_waiting_counts_equal_the_queues_and_show_on_the_home_card(app, client, org):
+def test_waiting_counts_equal_the_queues_and_show_on_the_home_card(app, client, org, login, submitted_inspection):
     """The home card counts the queues without reading them when nothing waits; when something
     does, its numbers are the queues' lengths, whoever asks."""
     from portal.postloan.inspections import escalation_queue, queue_lengths, sign_off_queue
@@ -243,9 +249,9 @@ def test_waiting_counts_equal_the_queues_and_show_on_the_home_card(app, client, 
         patch.setattr(inspections, "sign_off_queue", unread)
         patch.setattr(inspections, "escalation_queue", unread)
         assert queue_lengths(org.user("director")) == (0, 0)
-    _big_loan, big = _submitted(app, org, amount_fen=50_000_000)
-    _submitted(app, org, amount_fen=1_000_000)
-    _submitted(app, org, officer="officer2", branch="B2")
+    _big_loan, big = submitted_inspection(amount_fen=50_000_000)
+    submitted_inspection(amount_fen=1_000_000)
+    submitted_inspection(officer="officer2", branch="B2")
     assert both("director") == (2, 0)        # B1's two, not B2's
     assert both("officer") == (0, 0)         # the recorder signs off nothing
     login(client, "director")
@@ -260,21 +266,21 @@ def test_waiting_counts_equal_the_queues_and_show_on_the_home_card(app, client, 
     assert "Reports to sign off or review" in other.get("/").get_data(as_text=True)
 
 
-def test_escalation_threshold_is_a_setting(app, org):
+def test_escalation_threshold_is_a_setting(app, org, submitted_inspection):
     from portal.rules.services import update_union_settings
     from portal.postloan.inspections import sign_off_inspection
     with app.app_context():
         update_union_settings(org.user("union_admin"), org.inst("P"), {"escalation_threshold_yuan": "200000"})
         db.session.commit()
-    _loan, insp_id = _submitted(app, org, amount_fen=20_000_000)
+    _loan, insp_id = submitted_inspection(amount_fen=20_000_000)
     with app.app_context():
         insp = sign_off_inspection(org.user("director"), db.session.get(Inspection, insp_id), "")
         db.session.commit()
         assert insp.escalation_status == "pending"
 
 
-def test_director_returns_an_inspection_for_correction(app, client, org):
-    _loan, insp_id = _submitted(app, org)
+def test_director_returns_an_inspection_for_correction(app, client, org, login, submitted_inspection):
+    _loan, insp_id = submitted_inspection()
     login(client, "director")
     assert post(client, f"/postloan/inspections/{insp_id}/return", {"reason": ""}).status_code == 422
     assert post(client, f"/postloan/inspections/{insp_id}/return", {"reason": "补充抵押物照片"}).status_code == 302
@@ -283,7 +289,7 @@ def test_director_returns_an_inspection_for_correction(app, client, org):
         assert insp.status == "draft" and insp.returned_reason == "补充抵押物照片"
 
 
-def test_problem_findings_raise_warnings(app, org):
+def test_problem_findings_raise_warnings(app, org, make_loan):
     with app.app_context():
         loan = make_loan(org.inst("B1"), org.user("officer"), disbursed_on=date(2024, 3, 1))
         db.session.commit()
@@ -294,7 +300,7 @@ def test_problem_findings_raise_warnings(app, org):
         assert signals["misuse_of_funds"].source == "inspection" and "部分资金用于购车" in signals["misuse_of_funds"].details
 
 
-def test_calendar_and_due_lists(app, client, org):
+def test_calendar_and_due_lists(app, client, org, login, make_loan):
     today = local_today()
     with app.app_context():
         overdue = make_loan(org.inst("B1"), org.user("officer"), borrower_name="逾期检查户",
@@ -312,7 +318,7 @@ def test_calendar_and_due_lists(app, client, org):
 
 
 @pytest.mark.parametrize("plugin", ["hunan", "shandong", "template"])
-def test_province_plugins_drive_the_schedule_checklist_and_escalation(app, plugin):
+def test_province_plugins_drive_the_schedule_checklist_and_escalation(app, plugin, make_loan, make_org):
     from portal.loans.services import loan_facts
     from portal.rules.lookup import rules_for
     from portal.postloan.inspections import findings_for_form, sign_off_inspection

@@ -1,8 +1,4 @@
-"""Helpers for the rules tests: a union's rules without an app, and loan facts to ask about.
-
-A plain module, not a conftest.py: tests elsewhere import ``conftest`` by name, and a second
-conftest module would shadow tests/conftest.py.
-"""
+"""A union's rules without an app, and loan facts to ask them about (tests/rules, tests/plugins)."""
 from __future__ import annotations
 
 from datetime import date

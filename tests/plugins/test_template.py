@@ -7,10 +7,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from rules_helpers import make_facts, make_rules
 
 import plugins.template
 from plugins import template
+
+from tests.helpers.rules import make_facts, make_rules
 
 AS_OF = date(2024, 12, 31)
 

@@ -6,7 +6,7 @@ from portal.accounts.models import User
 from portal.extensions import db
 from portal.timeutil import utcnow
 
-from conftest import PASSWORD, csrf_token, login
+from tests.helpers.factories import PASSWORD
 
 
 @pytest.mark.chinese
@@ -29,7 +29,7 @@ def test_login_without_csrf_token_is_refused(client, org):
     assert client.get("/").status_code == 302
 
 
-def test_login_and_logout(client, org):
+def test_login_and_logout(client, org, csrf_token, login):
     assert login(client, "officer").status_code == 302
     assert client.get("/").status_code == 200
     token = csrf_token(client, "/")
@@ -38,7 +38,7 @@ def test_login_and_logout(client, org):
 
 
 @pytest.mark.chinese
-def test_five_failures_lock_the_account(client, org, app):
+def test_five_failures_lock_the_account(client, org, app, login):
     for _ in range(4):
         assert login(client, "officer", "wrong-password").status_code == 401
     response = login(client, "officer", "wrong-password")
@@ -54,7 +54,7 @@ def test_five_failures_lock_the_account(client, org, app):
     assert login(client, "officer").status_code == 302
 
 
-def test_session_is_renewed_on_login(client, org):
+def test_session_is_renewed_on_login(client, org, login):
     client.get("/login")
     with client.session_transaction() as sess:
         sess["planted"] = "by-attacker"
@@ -63,14 +63,14 @@ def test_session_is_renewed_on_login(client, org):
         assert "planted" not in sess
 
 
-def test_open_redirect_is_refused(client, org):
+def test_open_redirect_is_refused(client, org, csrf_token):
     token = csrf_token(client)
     response = client.post("/login?next=https://evil.example/", data={
         "username": "officer", "password": PASSWORD, "csrf_token": token})
     assert response.headers["Location"] == "/"
 
 
-def test_sign_in_attempts_are_rate_limited_per_address(app, client, org):
+def test_sign_in_attempts_are_rate_limited_per_address(app, client, org, login):
     app.config["XINDANG_LOGIN_RATE_LIMIT"] = "3 per minute"
     from portal.extensions import limiter
     try:

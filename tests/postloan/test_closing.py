@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from pypdf import PdfWriter
 
 from portal.extensions import db
@@ -12,8 +13,9 @@ from portal.postloan.models import (CollectionTask, Inspection, LoanEvaluation, 
                                     WriteOff)
 from portal.timeutil import local_today
 
-from conftest import login, make_loan
-from postloan_helpers import one, pdf_text, post, rows
+from tests.helpers.files import pdf_text
+
+from .postloan_helpers import one, post, rows
 
 
 def _pdf_bytes() -> bytes:
@@ -24,16 +26,20 @@ def _pdf_bytes() -> bytes:
     return buffer.getvalue()
 
 
-def _late_loan(app, org, **fields):
-    with app.app_context():
-        loan = make_loan(org.inst("B1"), org.user("officer"), borrower_name="钱七", days_past_due=400,
-                         status="overdue", **fields)
-        db.session.commit()
-        return loan.id
+@pytest.fixture()
+def late_loan(app, org, make_loan):
+    """``late_loan(**fields)``: the id of a B1 loan 400 days overdue."""
+    def make(**fields):
+        with app.app_context():
+            loan = make_loan(org.inst("B1"), org.user("officer"), borrower_name="钱七", days_past_due=400,
+                             status="overdue", **fields)
+            db.session.commit()
+            return loan.id
+    return make
 
 
-def test_settlement_closes_open_items_and_files_the_certificate(app, client, org):
-    loan_id = _late_loan(app, org)
+def test_settlement_closes_open_items_and_files_the_certificate(app, client, org, login, late_loan):
+    loan_id = late_loan()
     login(client, "officer")
     today = local_today()
     assert post(client, f"/postloan/loans/{loan_id}/settle", {"settled_on": today.isoformat()}).status_code == 302
@@ -64,15 +70,15 @@ def test_settlement_closes_open_items_and_files_the_certificate(app, client, org
                 {"outcome": "repaid_late", "management": "good", "summary": "x"}).status_code == 409
 
 
-def test_evaluation_waits_for_closing(app, client, org):
-    loan_id = _late_loan(app, org)
+def test_evaluation_waits_for_closing(app, client, org, login, late_loan):
+    loan_id = late_loan()
     login(client, "officer")
     assert post(client, f"/postloan/loans/{loan_id}/evaluation",
                 {"outcome": "repaid_on_time", "management": "good", "summary": "x"}).status_code == 409
 
 
-def test_write_off_needs_the_roles_the_rules_name(app, client, org):
-    loan_id = _late_loan(app, org, balance_fen=3_000_000, interest_arrears_fen=250_000)
+def test_write_off_needs_the_roles_the_rules_name(app, client, org, login, late_loan):
+    loan_id = late_loan(balance_fen=3_000_000, interest_arrears_fen=250_000)
     login(client, "officer")
     assert post(client, f"/postloan/loans/{loan_id}/write-off", {"reason": "借款人死亡,无遗产可供执行"}).status_code == 422
     response = post(client, f"/postloan/loans/{loan_id}/write-off",
@@ -101,8 +107,8 @@ def test_write_off_needs_the_roles_the_rules_name(app, client, org):
         assert {i.status for i in rows(Inspection, loan_id=loan_id)} == {"cancelled"}
 
 
-def test_write_off_rejection_needs_a_reason(app, client, org):
-    loan_id = _late_loan(app, org)
+def test_write_off_rejection_needs_a_reason(app, client, org, login, late_loan):
+    loan_id = late_loan()
     with app.app_context():
         from portal.postloan.closing import request_write_off
         from portal.loans.models import Loan

@@ -1,10 +1,12 @@
 """A user sees only their institution's subtree: lists, detail pages, borrowers, ID numbers."""
+import pytest
+
 from portal.extensions import db
 
-from conftest import login, make_loan
 
-
-def _loans(app, org):
+@pytest.fixture()
+def loans(app, org, make_loan):
+    """A loan in branch B1, one in B2 and one in E1 (province Q); their ids, and the first two's borrowers."""
     with app.app_context():
         mine = make_loan(org.inst("B1"), org.user("officer"), contract_no="B1-LOAN-1", borrower_name="王建国",
                          id_number="430181198001011234")
@@ -14,8 +16,8 @@ def _loans(app, org):
         return mine.id, other.id, foreign.id, mine.borrower_id, other.borrower_id
 
 
-def test_branch_officer_sees_only_own_branch(app, client, org):
-    mine, other, foreign, my_borrower, other_borrower = _loans(app, org)
+def test_branch_officer_sees_only_own_branch(app, client, org, login, loans):
+    mine, other, foreign, my_borrower, other_borrower = loans
     login(client, "officer")
     listing = client.get("/loans/").get_data(as_text=True)
     assert "B1-LOAN-1" in listing
@@ -29,8 +31,7 @@ def test_branch_officer_sees_only_own_branch(app, client, org):
     assert "B2-LOAN-1" not in client.get("/loans/?q=李秀英").get_data(as_text=True)
 
 
-def test_filter_by_foreign_branch_reveals_nothing(app, client, org):
-    _loans(app, org)
+def test_filter_by_foreign_branch_reveals_nothing(app, client, org, login, loans):
     with app.app_context():
         b2_id = org.inst("B2").id
     login(client, "officer")
@@ -38,8 +39,8 @@ def test_filter_by_foreign_branch_reveals_nothing(app, client, org):
     assert "B2-LOAN-1" not in page and "B1-LOAN-1" not in page
 
 
-def test_county_auditor_sees_both_branches_not_other_province(app, client, org):
-    mine, other, foreign, *_ = _loans(app, org)
+def test_county_auditor_sees_both_branches_not_other_province(app, client, org, login, loans):
+    mine, other, foreign, *_ = loans
     login(client, "county_auditor")
     listing = client.get("/loans/").get_data(as_text=True)
     assert "B1-LOAN-1" in listing and "B2-LOAN-1" in listing and "E1-LOAN-1" not in listing
@@ -47,8 +48,8 @@ def test_county_auditor_sees_both_branches_not_other_province(app, client, org):
     assert client.get(f"/loans/{foreign}").status_code == 404
 
 
-def test_id_number_masked_for_roles_that_do_not_need_it(app, client, org):
-    mine, *_ = _loans(app, org)
+def test_id_number_masked_for_roles_that_do_not_need_it(app, client, org, login, loans):
+    mine, *_ = loans
     login(client, "auditor")
     page = client.get(f"/loans/{mine}").get_data(as_text=True)
     assert "430***********1234" in page and "430181198001011234" not in page
@@ -58,7 +59,7 @@ def test_id_number_masked_for_roles_that_do_not_need_it(app, client, org):
     assert "430181198001011234" in other.get(f"/loans/{mine}").get_data(as_text=True)
 
 
-def test_users_page_only_for_admin(app, client, org):
+def test_users_page_only_for_admin(app, client, org, login):
     login(client, "officer")
     assert client.get("/org/users").status_code == 403
     admin = app.test_client()
@@ -121,7 +122,7 @@ def test_the_tree_is_read_once_a_request(app, org):
         assert org.inst("B2").province().code == province_code
 
 
-def test_codes_differing_only_in_case_are_different_subtrees(app, client, org):
+def test_codes_differing_only_in_case_are_different_subtrees(app, client, org, login, make_loan):
     """Paths are matched by prefix with LIKE, which SQLite compares without case unless told
     otherwise: county "c1" must not fall inside county "C1"'s scope (nor on any page)."""
     from portal.accounts.services import create_institution, create_user

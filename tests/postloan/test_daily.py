@@ -9,8 +9,6 @@ from sqlalchemy import func, select
 from portal.audit_trail import AuditEvent
 from portal.extensions import db
 
-from conftest import login, make_loan
-
 
 def _table_counts() -> dict[str, int]:
     counts = {}
@@ -31,7 +29,7 @@ def _snapshot_of_rows():
     return content
 
 
-def test_run_daily_twice_changes_nothing(app, runner, org):
+def test_run_daily_twice_changes_nothing(app, runner, org, make_loan):
     with app.app_context():
         branch, officer = org.inst("B1"), org.user("officer")
         make_loan(branch, officer, disbursed_on=date(2024, 5, 30), payment_method="self")
@@ -59,7 +57,7 @@ def test_run_daily_twice_changes_nothing(app, runner, org):
     assert json.loads(third.output)["changes"] == {"snapshots": 5}
 
 
-def test_due_command_lists_what_the_user_has_due(app, runner, org):
+def test_due_command_lists_what_the_user_has_due(app, runner, org, make_loan):
     from portal.postloan.common import week_end
     from portal.timeutil import local_today
     today = local_today()  # loan updates raise special inspections and collection on the real day
@@ -94,7 +92,7 @@ def test_due_command_lists_what_the_user_has_due(app, runner, org):
     assert runner.invoke(args=["postloan", "run-daily", "--as-of", "june"]).exit_code == 2
 
 
-def test_home_page_card_shows_inspections_due(app, client, org):
+def test_home_page_card_shows_inspections_due(app, client, org, login, make_loan):
     with app.app_context():
         make_loan(org.inst("B1"), org.user("officer"), disbursed_on=date(2024, 1, 1))
         db.session.commit()

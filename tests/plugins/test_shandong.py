@@ -4,11 +4,12 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from rules_helpers import make_facts, make_rules
 
 import plugins.shandong
 from plugins.shandong import rules as shandong
 from portal.loans.models import GuaranteeType, Product
+
+from tests.helpers.rules import make_facts, make_rules
 
 AS_OF = date(2024, 12, 31)
 LIMIT_FEN = 10_000_000          # the default director authority, 100,000 yuan

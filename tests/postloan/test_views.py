@@ -8,8 +8,7 @@ import pytest
 from portal.extensions import db
 from portal.postloan.models import Inspection
 
-from conftest import login, make_loan
-from postloan_helpers import complete, one, run_daily
+from .postloan_helpers import complete, one, run_daily
 
 PAGES = ["/postloan/inspections", "/postloan/inspections?view=branch", "/postloan/inspections/calendar?month=2024-06",
          "/postloan/warnings", "/postloan/warnings?status=lifted", "/postloan/classification", "/postloan/collection",
@@ -18,7 +17,7 @@ PAGES = ["/postloan/inspections", "/postloan/inspections?view=branch", "/postloa
 
 
 @pytest.fixture()
-def loans(app, org):
+def loans(app, org, make_loan):
     with app.app_context():
         mine = make_loan(org.inst("B1"), org.user("officer"), contract_no="B1-PL-1", days_past_due=100,
                          interest_arrears_fen=10_000, status="overdue", disbursed_on=date(2024, 1, 5))
@@ -32,7 +31,7 @@ def loans(app, org):
 ROLES = ["officer", "director", "post_loan", "auditor", "archivist", "county_director", "union_admin", "admin"]
 
 
-def test_pages_open_for_every_role(app, loans):
+def test_pages_open_for_every_role(app, loans, login):
     mine, _other = loans
     for username in ROLES:
         client = app.test_client()
@@ -42,7 +41,7 @@ def test_pages_open_for_every_role(app, loans):
             assert response.status_code == 200, (username, path, response.status_code)
 
 
-def test_lists_show_only_the_users_scope(app, client, loans):
+def test_lists_show_only_the_users_scope(app, client, loans, login):
     mine, other = loans
     login(client, "officer")
     for path in ("/postloan/inspections?view=branch", "/postloan/warnings", "/postloan/notices"):

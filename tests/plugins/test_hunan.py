@@ -4,12 +4,13 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from rules_helpers import make_facts, make_rules
 
 import plugins.hunan
 from plugins.hunan import rules as hunan
 from portal.errors import InvalidInput
 from portal.rules.types import ArchiveNumberParts
+
+from tests.helpers.rules import make_facts, make_rules
 
 AS_OF = date(2024, 12, 31)
 

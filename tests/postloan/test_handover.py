@@ -11,18 +11,23 @@ from portal.extensions import db
 from portal.postloan.models import (CollectionTask, Handover, HandoverItem, Inspection, LoanNotice,
                                     LoanOfficerPeriod, PostloanFile, RiskWarning)
 
-from conftest import login, make_loan
-from postloan_helpers import one, pdf_text, post, rows, run_daily
+from tests.helpers.files import pdf_text
+
+from .postloan_helpers import one, post, rows, run_daily
 
 
-def _officer_loans(app, org):
-    with app.app_context():
-        late = make_loan(org.inst("B1"), org.user("officer"), borrower_name="欠款户", days_past_due=15,
-                         interest_arrears_fen=30_000, status="overdue", disbursed_on=date(2024, 1, 10))
-        fine = make_loan(org.inst("B1"), org.user("officer"), borrower_name="正常户", disbursed_on=date(2024, 5, 30))
-        db.session.commit()
-        run_daily()
-        return late.id, fine.id
+@pytest.fixture()
+def officer_loans(app, org, make_loan):
+    """``officer_loans()``: ids of two loans of the B1 officer (one late, one fine) after the daily run."""
+    def make():
+        with app.app_context():
+            late = make_loan(org.inst("B1"), org.user("officer"), borrower_name="欠款户", days_past_due=15,
+                             interest_arrears_fen=30_000, status="overdue", disbursed_on=date(2024, 1, 10))
+            fine = make_loan(org.inst("B1"), org.user("officer"), borrower_name="正常户", disbursed_on=date(2024, 5, 30))
+            db.session.commit()
+            run_daily()
+            return late.id, fine.id
+    return make
 
 
 def _open_items(officer_id):
@@ -34,9 +39,9 @@ def _open_items(officer_id):
     }
 
 
-def test_handover_of_all_loans_moves_every_open_item(app, client, org):
+def test_handover_of_all_loans_moves_every_open_item(app, client, org, login, officer_loans):
     from portal.postloan.handover import deactivate_officer
-    late, fine = _officer_loans(app, org)
+    late, fine = officer_loans()
     with app.app_context():
         before = _open_items(org.user("officer").id)
         assert {k: len(v) for k, v in before.items()} == {"inspections": 3, "warnings": 2, "tasks": 1, "notices": 1}
@@ -94,8 +99,8 @@ def test_handover_of_all_loans_moves_every_open_item(app, client, org):
     assert f"/postloan/handovers/{handover_id}" in page.split('id="officers"', 1)[1]
 
 
-def test_director_confirms_for_a_departed_officer_and_only_chosen_loans_move(app, client, org):
-    late, fine = _officer_loans(app, org)
+def test_director_confirms_for_a_departed_officer_and_only_chosen_loans_move(app, client, org, login, officer_loans):
+    late, fine = officer_loans()
     with app.app_context():
         officer_id, incoming_id = org.user("officer").id, org.user("post_loan").id
     login(client, "director")
@@ -121,7 +126,7 @@ def test_director_confirms_for_a_departed_officer_and_only_chosen_loans_move(app
         assert rows(Inspection, loan_id=late, officer_id=incoming_id) == []
 
 
-def test_handover_pages_are_scoped(app, client, org):
+def test_handover_pages_are_scoped(app, client, org, login, make_loan):
     with app.app_context():
         make_loan(org.inst("B2"), org.user("officer2"))
         db.session.commit()

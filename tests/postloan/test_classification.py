@@ -10,15 +10,14 @@ from portal.extensions import db
 from portal.postloan.models import ClassificationReview
 from portal.timeutil import local_today
 
-from conftest import login, make_loan
-from postloan_helpers import AS_OF, one, post, rows, run_daily
+from .postloan_helpers import AS_OF, one, post, rows, run_daily
 
 
 FLOORS = {0: "normal", 1: "special_mention", 90: "special_mention", 91: "substandard", 270: "substandard",
           271: "doubtful", 360: "doubtful", 361: "loss"}
 
 
-def test_daily_run_suggests_the_floor_by_days_past_due(app, org):
+def test_daily_run_suggests_the_floor_by_days_past_due(app, org, make_loan):
     with app.app_context():
         loans = {dpd: make_loan(org.inst("B1"), org.user("officer"), days_past_due=dpd,
                                 status="overdue" if dpd else "active") for dpd in FLOORS}
@@ -32,16 +31,21 @@ def test_daily_run_suggests_the_floor_by_days_past_due(app, org):
                 assert (reviews[0].floor, reviews[0].suggested) == (floor, floor) and reviews[0].reasons, dpd
 
 
-def _review(app, org, **fields):
-    with app.app_context():
-        loan = make_loan(org.inst("B1"), org.user("officer"), **fields)
-        db.session.commit()
-        run_daily()
-        return loan.id, one(ClassificationReview, loan_id=loan.id, status="pending").id
+@pytest.fixture()
+def pending_review(app, org, make_loan):
+    """``pending_review(**fields)``: a B1 loan with these fields after the daily run; its id and the
+    id of its pending classification review."""
+    def make(**fields):
+        with app.app_context():
+            loan = make_loan(org.inst("B1"), org.user("officer"), **fields)
+            db.session.commit()
+            run_daily()
+            return loan.id, one(ClassificationReview, loan_id=loan.id, status="pending").id
+    return make
 
 
-def test_reviewer_cannot_upgrade_above_the_floor(app, client, org):
-    loan_id, review_id = _review(app, org, days_past_due=120, status="overdue")
+def test_reviewer_cannot_upgrade_above_the_floor(app, client, org, login, pending_review):
+    loan_id, review_id = pending_review(days_past_due=120, status="overdue")
     login(client, "director")
     refused = post(client, f"/postloan/classification/{review_id}", {"decided": "special_mention", "reason": "担保充足"})
     assert refused.status_code == 422
@@ -52,8 +56,8 @@ def test_reviewer_cannot_upgrade_above_the_floor(app, client, org):
         assert db.session.get(ClassificationReview, review_id).status == "pending"
 
 
-def test_downgrade_needs_a_reason_and_the_history_is_kept(app, client, org):
-    loan_id, review_id = _review(app, org, days_past_due=20, status="overdue")
+def test_downgrade_needs_a_reason_and_the_history_is_kept(app, client, org, login, pending_review):
+    loan_id, review_id = pending_review(days_past_due=20, status="overdue")
     login(client, "director")
     assert post(client, f"/postloan/classification/{review_id}", {"decided": "doubtful"}).status_code == 422
     assert post(client, f"/postloan/classification/{review_id}",
@@ -76,8 +80,8 @@ def test_downgrade_needs_a_reason_and_the_history_is_kept(app, client, org):
     assert "借款人涉诉,抵押物被查封" in page.split('id="classification-history"', 1)[1]
 
 
-def test_confirming_the_suggestion_needs_no_reason(app, client, org):
-    loan_id, review_id = _review(app, org, days_past_due=95, status="overdue")
+def test_confirming_the_suggestion_needs_no_reason(app, client, org, login, pending_review):
+    loan_id, review_id = pending_review(days_past_due=95, status="overdue")
     login(client, "post_loan")
     assert post(client, f"/postloan/classification/{review_id}", {"decided": "substandard"}).status_code == 302
     with app.app_context():
@@ -87,13 +91,13 @@ def test_confirming_the_suggestion_needs_no_reason(app, client, org):
         assert rows(ClassificationReview, loan_id=loan_id, status="pending") == []
 
 
-def test_loan_officer_cannot_classify(app, client, org):
-    _loan_id, review_id = _review(app, org, days_past_due=95, status="overdue")
+def test_loan_officer_cannot_classify(app, client, org, login, pending_review):
+    _loan_id, review_id = pending_review(days_past_due=95, status="overdue")
     login(client, "officer")
     assert post(client, f"/postloan/classification/{review_id}", {"decided": "substandard"}).status_code == 403
 
 
-def test_restructured_loan_is_locked_for_the_observation_period(app, client, org):
+def test_restructured_loan_is_locked_for_the_observation_period(app, client, org, make_loan):
     from portal.postloan.classification import confirm_classification, start_review
     from portal.errors import InvalidInput
     today = local_today()
@@ -116,7 +120,7 @@ def test_restructured_loan_is_locked_for_the_observation_period(app, client, org
         assert loan.risk_class == "normal"
 
 
-def test_floor_edges_follow_the_settings(app, org):
+def test_floor_edges_follow_the_settings(app, org, make_loan):
     from portal.rules.services import update_union_settings
     with app.app_context():
         # A union may be stricter than the national floor: substandard after 60 days.
@@ -128,7 +132,7 @@ def test_floor_edges_follow_the_settings(app, org):
         assert one(ClassificationReview, loan_id=loan.id).floor == "substandard"
 
 
-def test_out_of_scope_review_is_404(app, client, org):
+def test_out_of_scope_review_is_404(app, client, org, login, make_loan):
     with app.app_context():
         loan = make_loan(org.inst("B2"), org.user("officer2"), days_past_due=95, status="overdue")
         db.session.commit()

@@ -1,22 +1,27 @@
 """Early warnings: raised by hand or by the rules, handled, escalated and lifted with reasons."""
 from __future__ import annotations
 
+import pytest
+
 from portal.extensions import db
 from portal.postloan.models import RiskWarning, WarningAction
 
-from conftest import login, make_loan
-from postloan_helpers import one, post, rows
+from .postloan_helpers import one, post, rows
 
 
-def _loan(app, org, branch="B1", officer="officer", **fields):
-    with app.app_context():
-        loan = make_loan(org.inst(branch), org.user(officer), borrower_name="李四", **fields)
-        db.session.commit()
-        return loan.id
+@pytest.fixture()
+def branch_loan(app, org, make_loan):
+    """``branch_loan(branch="B1", officer="officer", **fields)``: the id of a new loan of that branch."""
+    def make(branch="B1", officer="officer", **fields):
+        with app.app_context():
+            loan = make_loan(org.inst(branch), org.user(officer), borrower_name="李四", **fields)
+            db.session.commit()
+            return loan.id
+    return make
 
 
-def test_warning_raised_by_hand_handled_escalated_and_lifted(app, client, org):
-    loan_id = _loan(app, org)
+def test_warning_raised_by_hand_handled_escalated_and_lifted(app, client, org, login, branch_loan):
+    loan_id = branch_loan()
     login(client, "officer")
     assert post(client, f"/postloan/loans/{loan_id}/warnings", {"signal": "lost_contact", "details": ""}).status_code == 422
     assert post(client, f"/postloan/loans/{loan_id}/warnings",
@@ -42,9 +47,9 @@ def test_warning_raised_by_hand_handled_escalated_and_lifted(app, client, org):
     assert post(director, f"/postloan/warnings/{warning_id}/act", {"action": "handle", "note": "x"}).status_code == 409
 
 
-def test_open_warnings_per_branch_and_scope(app, client, org):
-    b1 = _loan(app, org, days_past_due=5, status="overdue")
-    b2 = _loan(app, org, branch="B2", officer="officer2", days_past_due=10, status="overdue")
+def test_open_warnings_per_branch_and_scope(app, client, org, login, branch_loan):
+    b1 = branch_loan(days_past_due=5, status="overdue")
+    b2 = branch_loan(branch="B2", officer="officer2", days_past_due=10, status="overdue")
     with app.app_context():
         b2_warning = one(RiskWarning, loan_id=b2, signal="overdue").id
     login(client, "county_director")

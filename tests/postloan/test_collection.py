@@ -8,15 +8,16 @@ from portal.extensions import db
 from portal.postloan.models import BucketSnapshot, CollectionTask, ContactLog, LoanNotice
 from portal.timeutil import local_today
 
-from conftest import login, make_loan
-from postloan_helpers import AS_OF, one, pdf_text, post, rows, run_daily
+from tests.helpers.files import pdf_text
+
+from .postloan_helpers import AS_OF, one, post, rows, run_daily
 
 
 BUCKETS = {0: "M0", 1: "M1", 30: "M1", 31: "M2", 60: "M2", 61: "M3", 90: "M3", 91: "M4", 180: "M4", 181: "M5",
            360: "M5", 361: "M6"}
 
 
-def test_snapshot_bucket_follows_the_baseline_edges(app, org):
+def test_snapshot_bucket_follows_the_baseline_edges(app, org, make_loan):
     with app.app_context():
         loans = {dpd: make_loan(org.inst("B1"), org.user("officer"), days_past_due=dpd, balance_fen=123_400)
                  for dpd in BUCKETS}
@@ -27,7 +28,7 @@ def test_snapshot_bucket_follows_the_baseline_edges(app, org):
             assert (snap.bucket, snap.balance_fen, snap.days_past_due) == (bucket, 123_400, dpd)
 
 
-def test_bucket_edges_are_a_setting(app, org):
+def test_bucket_edges_are_a_setting(app, org, make_loan):
     from portal.rules.services import update_union_settings
     with app.app_context():
         update_union_settings(org.user("union_admin"), org.inst("P"), {"overdue_bucket_edges": "15,30"})
@@ -38,7 +39,7 @@ def test_bucket_edges_are_a_setting(app, org):
         assert {dpd: one(BucketSnapshot, loan_id=l.id).bucket for dpd, l in loans.items()} == {10: "M1", 20: "M2", 31: "M3"}
 
 
-def test_collection_list_and_contact_with_a_promise(app, client, org):
+def test_collection_list_and_contact_with_a_promise(app, client, org, login, make_loan):
     from portal.postloan.collection import collection_list
     today = local_today()
     with app.app_context():
@@ -74,7 +75,7 @@ def test_collection_list_and_contact_with_a_promise(app, client, org):
         assert one(CollectionTask, loan_id=late_id).close_reason == "cured"
 
 
-def test_notices_fall_due_by_the_plugins_lead_days(app, org):
+def test_notices_fall_due_by_the_plugins_lead_days(app, org, make_loan):
     with app.app_context():
         maturing = make_loan(org.inst("B1"), org.user("officer"), maturity_on=AS_OF + timedelta(days=30))
         not_yet = make_loan(org.inst("B1"), org.user("officer"), maturity_on=AS_OF + timedelta(days=31))
@@ -90,7 +91,7 @@ def test_notices_fall_due_by_the_plugins_lead_days(app, org):
         assert overdue.kind == "overdue" and overdue.due_on == AS_OF
 
 
-def test_notice_lead_days_are_settings(app, org):
+def test_notice_lead_days_are_settings(app, org, make_loan):
     from portal.rules.services import update_union_settings
     with app.app_context():
         update_union_settings(org.user("union_admin"), org.inst("P"),
@@ -104,7 +105,7 @@ def test_notice_lead_days_are_settings(app, org):
         assert one(LoanNotice, loan_id=late.id).kind == "overdue"
 
 
-def test_issuing_a_notice_makes_a_chinese_pdf_in_the_credit_file(app, client, org):
+def test_issuing_a_notice_makes_a_chinese_pdf_in_the_credit_file(app, client, org, login, make_loan):
     today = local_today()
     with app.app_context():
         loan = make_loan(org.inst("B1"), org.user("officer"), borrower_name="赵六", maturity_on=today + timedelta(days=10))
@@ -125,7 +126,7 @@ def test_issuing_a_notice_makes_a_chinese_pdf_in_the_credit_file(app, client, or
     assert post(client, f"/postloan/notices/{notice_id}/issue").status_code == 409
 
 
-def test_a_filed_notice_is_kept_once_and_goes_with_its_credit_file(app, client, org):
+def test_a_filed_notice_is_kept_once_and_goes_with_its_credit_file(app, client, org, login, make_loan):
     """The notice's bytes live only in the object store once filed; the archivist cannot discard
     the post-loan work's record; once the document is destroyed no copy is served."""
     from portal.archive.models import Document
@@ -160,7 +161,7 @@ def test_a_filed_notice_is_kept_once_and_goes_with_its_credit_file(app, client, 
     assert gone.status_code == 409 and "no copy is kept" in gone.get_data(as_text=True)
 
 
-def test_migration_matrix_between_two_dates_per_branch_and_union(app, client, org):
+def test_migration_matrix_between_two_dates_per_branch_and_union(app, client, org, login, make_loan):
     from portal.postloan.collection import migration_report
     start, end = date(2024, 5, 1), date(2024, 6, 1)
     with app.app_context():

@@ -17,7 +17,6 @@ from portal.loans.services import loan_facts
 from portal.rules.lookup import rules_for
 from portal.timeutil import local_today
 
-from conftest import login
 
 GUARANTEES = {
     "farm_credit": {"credit"}, "joint_guarantee": {"joint"}, "multi_guarantee": {"guarantee"},
@@ -89,7 +88,7 @@ def _check_loans() -> None:
             assert borrower.id_number[17] == uscc_check_char(borrower.id_number[:17])
 
 
-def test_seed_demo_builds_a_portal_to_click_through(app, runner):
+def test_seed_demo_builds_a_portal_to_click_through(app, runner, login):
     result = runner.invoke(args=["seed-demo", "--if-empty"])
     assert result.exit_code == 0, result.output
     assert DEMO_PASSWORD in result.output
