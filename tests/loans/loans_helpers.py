@@ -9,7 +9,7 @@ import openpyxl
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.loans.importing import COLUMNS
+from portal.loans.importing.columns import COLUMNS
 from portal.loans.models import Loan
 
 WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
