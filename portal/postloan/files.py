@@ -9,7 +9,6 @@ write-off evidence) are checked by their bytes, not by their names.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import re
 
 from flask import current_app
@@ -17,6 +16,7 @@ from flask_babel import gettext as _
 
 from ..accounts.models import User
 from ..archive.models import DocState, Document
+from ..archive.services import store_generated_document
 from ..archive.storage import ObjectMissing, current_store
 from ..errors import InvalidInput, WrongState
 from ..extensions import db
@@ -33,14 +33,6 @@ SIGNATURES = (
     (b"MM\x00*", "image/tiff", ".tif"),
 )
 _UNSAFE = re.compile(r"[^\w.\-\u4e00-\u9fff]+")
-
-
-def archive_available() -> bool:
-    """Whether the credit archive (``portal.archive.services``) is part of this installation."""
-    try:
-        return importlib.util.find_spec("portal.archive.services") is not None
-    except ModuleNotFoundError:
-        return False
 
 
 def safe_filename(name: str, default: str = "file") -> str:
@@ -69,12 +61,9 @@ def keep_file(actor: User | None, *, branch_id: int, loan: Loan | None, owner_ki
     return record
 
 
-def file_into_credit_file(actor: User | None, loan: Loan, record: PostloanFile) -> int | None:
+def file_into_credit_file(actor: User | None, loan: Loan, record: PostloanFile) -> int:
     """Put a kept file into the borrower's credit file (state "collected"); returns the archive
-    document id, or None when this installation has no archive. Flushes, never commits."""
-    if not archive_available():
-        return None
-    from ..archive.services import store_generated_document  # imported late: optional package
+    document id. Flushes, never commits."""
     document = store_generated_document(actor, loan, record.doc_type, record.filename, record.data,
                                         media_type=record.media_type)
     record.archive_document_id = document.id
@@ -114,9 +103,8 @@ def keep_and_file(actor: User | None, loan: Loan, *, owner_kind: str, owner_id: 
 def read_upload(storage) -> tuple[bytes, str, str]:
     """Read an uploaded file (werkzeug FileStorage); returns (data, media type, safe name).
     Refuses empty files, files over the size limit and anything that is not PDF, JPEG, PNG or TIFF."""
-    limit_mb = current_app.config["XINDANG_UPLOAD_MAX_MB"]
-    if archive_available():  # the file joins the credit file later: the archive's own limit applies now
-        limit_mb = min(limit_mb, current_app.config.get("XINDANG_ARCHIVE_MAX_FILE_MB", limit_mb))
+    # The file joins the credit file later: the archive's own limit applies now.
+    limit_mb = min(current_app.config["XINDANG_UPLOAD_MAX_MB"], current_app.config["XINDANG_ARCHIVE_MAX_FILE_MB"])
     limit = limit_mb * 1024 * 1024
     data = storage.read(limit + 1)
     name = storage.filename or ""

@@ -26,7 +26,7 @@ from ..reports.pdf import render_pdf
 from ..rules.lookup import rules_for
 from ..timeutil import local_today, utcnow
 from .common import OFFICER_ROLES
-from .files import archive_available, keep_file, safe_filename
+from .files import keep_file, safe_filename
 from .models import (INSPECTION_MOVABLE, WARNING_ACTIVE, CollectionTask, Handover, HandoverItem, HandoverStatus,
                      Inspection, LoanNotice, LoanOfficerPeriod, RiskWarning)
 from .state import Changes, LoanState
@@ -215,14 +215,13 @@ def _complete(actor: User, handover: Handover) -> None:
                        owner_id=handover.id, doc_type="handover_list",
                        filename=safe_filename(f"handover_list-{handover.id}-{today}.pdf"), data=data)
     handover.file_id = record.id
-    if archive_available():
-        # Each credit file keeps the list that moved its loan (the same bytes twice in one file
-        # are stored once by the archive).
-        for item in items:
-            document = store_generated_document(actor, item.loan, "handover_list", record.filename, data)
-            if record.archive_document_id is None:
-                record.archive_document_id = document.id
-                record.filed_at = utcnow()
+    # Each credit file keeps the list that moved its loan (the same bytes twice in one file are
+    # stored once by the archive).
+    for item in items:
+        document = store_generated_document(actor, item.loan, "handover_list", record.filename, data)
+        if record.archive_document_id is None:
+            record.archive_document_id = document.id
+            record.filed_at = utcnow()
     db.session.flush()
     record_event(actor, "handover.complete", "handover", handover.id,
                  {"from": handover.from_officer.username, "to": handover.to_officer.username,
